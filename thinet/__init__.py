@@ -1,0 +1,52 @@
+"""ThiNet: filter-level pruning guided by the next layer's statistics (Luo et al., ICCV 2017).
+
+The public API is flat and imported lazily, so `import thinet` stays cheap:
+
+>>> import torch, thinet
+>>> x_hat = torch.randn(1000, 16)
+>>> sel = thinet.select_channels(x_hat, keep_ratio=0.5)
+>>> sel.keep.numel()
+8
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "LayerPair": "thinet.types",
+    "PruneStep": "thinet.types",
+    "Selection": "thinet.types",
+    "PruningError": "thinet.types",
+    "num_kept": "thinet.types",
+    "select_channels": "thinet.selection",
+    "select_from_gram": "thinet.selection",
+    "algorithm1_literal": "thinet.selection",
+    "collect_samples": "thinet.sampling",
+    "collect_gram": "thinet.sampling",
+    "check_pair": "thinet.surgery",
+    "prune_pair": "thinet.surgery",
+    "get_strategy": "thinet.strategies",
+    "available_strategies": "thinet.strategies",
+    "find_prunable_pairs": "thinet.strategies",
+    "count_params": "thinet.counting",
+    "count_flops": "thinet.counting",
+    "create_model": "thinet.models",
+    "available_models": "thinet.models",
+    "get_dataset": "thinet.data",
+    "available_datasets": "thinet.data",
+    "get_criterion": "thinet.criteria",
+    "available_criteria": "thinet.criteria",
+    "register_criterion": "thinet.criteria",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'thinet' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from thinet.cli import main
+
+sys.exit(main())
