@@ -1,0 +1,57 @@
+"""`thinet arch-table`: #Param/#FLOPs of the paper's recipes by real surgery, vs. Tables 1 and 3."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+import thinet.arch_table as arch_table_module
+from thinet.arch_table import RECIPES, arch_table, build_recipe
+from thinet.cli import main
+from thinet.counting import count_flops, count_params
+
+ROWS = ["VGG-16", "ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny", "ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30"]
+
+
+@pytest.fixture(scope="module")
+def measured() -> list[dict]:
+    return arch_table()
+
+
+def test_every_row_within_half_a_percent_of_the_paper(measured):
+    assert [r["model"] for r in measured] == ROWS
+    for row in measured:
+        for ours, paper in (("params_M", "paper_params_M"), ("flops_B", "paper_flops_B")):
+            assert abs(row[ours] / row[paper] - 1) <= 0.005, f"{row['model']} {ours}: {row[ours]:.4f} vs {row[paper]}"
+
+
+def test_cli_writes_csv_atomically(measured, tmp_path, monkeypatch):
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda: measured)  # counted once, in the fixture
+    out = tmp_path / "sub" / "table.csv"
+    assert main(["arch-table", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "model,params_M,flops_B,paper_params_M,paper_flops_B"
+    rows = list(csv.DictReader(lines))
+    assert [r["model"] for r in rows] == ROWS
+    assert rows[0]["paper_flops_B"] == "30.94" and rows[0]["flops_B"] == f"{measured[0]['flops_B']:.2f}"
+    assert [p.name for p in out.parent.iterdir()] == ["table.csv"]  # no temporary file left behind
+
+
+def test_markdown_format_to_stdout(measured, capsys, monkeypatch):
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda: measured)
+    assert main(["arch-table", "--format", "md"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| model | params_M | flops_B | paper_params_M | paper_flops_B |"
+    assert len(lines) == 2 + len(ROWS) and lines[5].startswith("| ThiNet-Tiny | ")
+
+
+def test_meta_device_counts_equal_real_tensors():
+    recipe = next(r for r in RECIPES if r.name == "ThiNet-30")
+    real, meta = build_recipe(recipe, "cpu"), build_recipe(recipe, "meta")
+    assert count_params(real) == count_params(meta)
+    assert count_flops(real, (3, 224, 224)) == count_flops(meta, (3, 224, 224))
+
+
+def test_unknown_row_is_rejected():
+    with pytest.raises(ValueError, match="ThiNet-99"):
+        arch_table(["ThiNet-99"])

@@ -1,0 +1,108 @@
+"""The layer-by-layer chain: per-step checkpoints, resume after a kill, refused restarts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from thinet.chain_state import step_path
+from thinet.pipeline import FinetunePlan, prune_chain
+from thinet.types import LayerPair, PruneStep, PruningError
+
+PLAN = FinetunePlan.from_config({
+    "per_layer": {"iterations": 3, "lr": 0.01},
+    "group_end_extra": {"iterations": 2, "lr": 0.001},
+    "final": {"epochs": 1, "lr": 0.01, "lr_end": 0.001},
+})
+STEPS = [PruneStep(LayerPair("0", "2"), 0.5, group_end=True),
+         PruneStep(LayerPair("2", "4"), 0.5),
+         PruneStep(LayerPair("4", "8"), 0.25)]
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 3))
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 1, 6, 6, generator=g), torch.arange(32) % 3
+    return x, [(x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8)]
+
+
+def _run(workdir, model=None, steps=STEPS, evaluate_fn=None, log=None, **kw):
+    x, batches = _data()
+    return prune_chain(model if model is not None else _model(), steps, criterion=kw.pop("criterion", "thinet"),
+                       selection_batches=[x[:16]], finetune=PLAN, train_loader=batches, workdir=workdir,
+                       seed=kw.pop("seed", 0), device="cpu", example_inputs=x[:2], evaluate_fn=evaluate_fn,
+                       log=log, progress=False, **kw)
+
+
+def test_plan_phases_follow_the_paper():
+    assert [n for n, _ in PLAN.phases(group_end=False, last=False)] == ["per_layer"]
+    assert [n for n, _ in PLAN.phases(group_end=True, last=False)] == ["per_layer", "group_end_extra"]
+    assert [n for n, _ in PLAN.phases(group_end=True, last=True)] == ["final"]
+    with pytest.raises(ValueError, match="finetune.final is missing"):
+        FinetunePlan.from_config({"per_layer": {"epochs": 1, "lr": 0.1}})
+
+
+def test_chain_prunes_every_step_and_saves_one_checkpoint_each(tmp_path):
+    calls, steps_logged = [], []
+    model = _run(tmp_path, evaluate_fn=lambda m, phase, i: calls.append((phase, i)) or {"phase": phase},
+                 log=lambda step, m: steps_logged.append((step, m["chain_step"])))
+    assert [model[0].out_channels, model[2].out_channels, model[4].out_channels] == [4, 4, 2]
+    assert model[8].in_features == 2
+    assert calls == [("pruned", 0), ("finetuned", 0), ("pruned", 1), ("finetuned", 1), ("pruned", 2), ("finetuned", 2)]
+    # one global step counter: 3 + 2 (group end) after step 0, 3 after step 1, 4 (one epoch) after step 2
+    assert [s for s, _ in steps_logged] == [3, 5, 8, 12]
+    ckpt = torch.load(step_path(tmp_path, 1), weights_only=False)
+    assert ckpt["step"] == 1 and ckpt["metrics"]["finetuned"] == {"phase": "finetuned"}
+    assert ckpt["selection"].keep.numel() == 4
+    assert json.loads((tmp_path / "chain.json").read_text())["steps"][2]["keep_ratio"] == 0.25
+    assert not list(tmp_path.glob("*.finetune*.pt"))  # fine-tuning checkpoints are cleaned up
+
+
+def test_resume_after_a_kill_does_not_redo_finished_steps(tmp_path):
+    uninterrupted = _run(tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    def kill_during_step_2(_step: int, metrics: dict) -> None:
+        if metrics["chain_step"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(tmp_path / "cut", log=kill_during_step_2)
+    assert step_path(tmp_path / "cut", 1).exists() and not step_path(tmp_path / "cut", 2).exists()
+    calls = []
+    resumed = _run(tmp_path / "cut", evaluate_fn=lambda m, phase, i: calls.append((phase, i)))
+    assert calls == [("pruned", 2), ("finetuned", 2)]
+    for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_restart_with_other_settings_names_the_key(tmp_path):
+    _run(tmp_path, steps=STEPS[:1])
+    other = [PruneStep(LayerPair("0", "2"), 0.75, group_end=True)]
+    with pytest.raises(PruningError, match=r"steps\[0\]\.keep_ratio=0\.5.*0\.75"):
+        _run(tmp_path, steps=other)
+    with pytest.raises(PruningError, match="seed"):
+        _run(tmp_path, steps=STEPS[:1], seed=1)
+
+
+def test_bad_input_is_refused_before_the_model_changes(tmp_path):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(PruningError, match="unknown criterion 'thinett'"):
+        _run(tmp_path / "a", model=model, criterion="thinett")
+    with pytest.raises(PruningError, match="keep_ratio 1.5"):
+        _run(tmp_path / "b", model=model, steps=[PruneStep(LayerPair("0", "2"), 1.5)])
+    with pytest.raises(PruningError, match="conv9"):
+        _run(tmp_path / "c", model=model, steps=[PruneStep(LayerPair("conv9", "2"), 0.5)])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not (tmp_path / "a").exists()

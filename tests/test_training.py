@@ -1,0 +1,172 @@
+"""Training loop, schedule, checkpoint/resume, evaluation and timing, on tiny models."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from thinet.evaluation import evaluate
+from thinet.schedule import Schedule
+from thinet.timing import time_forward_backward
+from thinet.training import train
+
+
+def _blobs(seed: int = 0, n: int = 96) -> TensorDataset:
+    """Three well-separated Gaussian blobs in 2-D: a problem any classifier must learn."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0]])
+    return TensorDataset(centres[labels] + 0.5 * torch.randn(n, 2, generator=g), labels)
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+
+
+def _loader(seed: int = 0) -> DataLoader:
+    # Shuffling and dropout both draw from the global RNG: resume must restore it.
+    return DataLoader(_blobs(seed), batch_size=16, shuffle=True)
+
+
+def _same(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_schedule_needs_exactly_one_budget_and_names_bad_keys():
+    with pytest.raises(ValueError, match="exactly one of 'epochs' or 'iterations'"):
+        Schedule.from_config({"epochs": 1, "iterations": 5, "lr": 0.1})
+    with pytest.raises(ValueError, match="exactly one"):
+        Schedule.from_config({"lr": 0.1})
+    with pytest.raises(ValueError, match=r"finetune\.final\.lr_start is not a schedule key"):
+        Schedule.from_config({"epochs": 1, "lr_start": 0.1}, "finetune.final")
+    with pytest.raises(ValueError, match="'lr' must be a positive number"):
+        Schedule.from_config({"epochs": 1, "lr": -1})
+    with pytest.raises(ValueError, match="'iterations' must be a positive int"):
+        Schedule.from_config({"iterations": 2.5, "lr": 0.1})
+
+
+def test_fractional_epochs_round_up_to_whole_batches():
+    assert Schedule(epochs=0.5, lr=1).total_steps(10) == 5
+    assert Schedule(epochs=1.25, lr=1).total_steps(10) == 13
+    assert Schedule(iterations=7, lr=1).total_steps(10) == 7
+
+
+def test_learning_rate_decays_geometrically_from_lr_to_lr_end():
+    s = Schedule(iterations=5, lr=1e-3, lr_end=1e-5)
+    rates = [s.lr_at(i, 5) for i in range(5)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[2] == pytest.approx(1e-4)  # geometric midpoint, not the arithmetic 5.05e-4
+    ratios = [b / a for a, b in zip(rates, rates[1:])]
+    assert all(r == pytest.approx(ratios[0]) for r in ratios)
+    assert Schedule(iterations=5, lr=0.1).lr_at(4, 5) == 0.1
+
+
+def test_train_applies_the_schedule_to_the_optimizer():
+    seen: list[tuple[int, float]] = []
+    data = [(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))] * 2
+    train(_net(), data, Schedule(iterations=5, lr=1e-2, lr_end=1e-4), device="cpu", progress=False,
+          log_every=1, log=lambda step, m: seen.append((step, m["lr"])))
+    assert [s for s, _ in seen] == [1, 2, 3, 4, 5]
+    assert [lr for _, lr in seen] == pytest.approx([1e-2 * 0.01 ** (i / 4) for i in range(5)])
+
+
+def test_training_learns_a_separable_problem():
+    model = _net()
+    before = evaluate(model, DataLoader(_blobs(1), batch_size=32))
+    history = train(model, _loader(), Schedule(epochs=8, lr=0.05), device="cpu", progress=False)
+    after = evaluate(model, DataLoader(_blobs(1), batch_size=32))
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert after["loss"] < before["loss"] and after["top1"] > 95.0
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    runs = []
+    for seed in (3, 3, 4):
+        model = _net()
+        train(model, _loader(), Schedule(epochs=2, lr=0.05), device="cpu", seed=seed, progress=False)
+        runs.append(model)
+    assert _same(runs[0], runs[1])
+    assert not _same(runs[0], runs[2])
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    schedule = Schedule(epochs=3, lr=0.05, lr_end=0.005)
+    whole = _net()
+    train(whole, _loader(), schedule, device="cpu", seed=1, checkpoint_path=tmp_path / "whole.pt", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_second_epoch(step: int, _metrics: dict) -> None:
+        if step == 9:  # 6 batches per epoch: the epoch-1 checkpoint exists, epoch 2 is half done
+            raise Killed
+
+    path = tmp_path / "cut.pt"
+    with pytest.raises(Killed):
+        train(_net(), _loader(), schedule, device="cpu", seed=1, checkpoint_path=path, progress=False,
+              log_every=1, log=kill_in_second_epoch)
+    assert torch.load(path, weights_only=False)["step"] == 6
+    resumed = _net(seed=99)  # different init: the weights must come from the checkpoint
+    history = train(resumed, _loader(), schedule, device="cpu", seed=1, checkpoint_path=path, progress=False)
+    assert _same(whole, resumed)
+    assert history[-1]["step"] == 18
+
+
+def test_resume_with_other_settings_names_the_key(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    train(_net(), _loader(), Schedule(iterations=2, lr=0.05), device="cpu", checkpoint_path=path, progress=False)
+    with pytest.raises(ValueError, match="schedule"):
+        train(_net(), _loader(), Schedule(iterations=2, lr=0.01), device="cpu", checkpoint_path=path,
+              progress=False)
+    with pytest.raises(ValueError, match="seed"):
+        train(_net(), _loader(), Schedule(iterations=2, lr=0.05), device="cpu", checkpoint_path=path, seed=5,
+              progress=False)
+
+
+def test_amp_and_channels_last_are_refused_on_cpu():
+    with pytest.raises(ValueError, match="amp='bf16' needs a CUDA device"):
+        train(_net(), _loader(), Schedule(iterations=1, lr=0.1), device="cpu", amp="bf16", progress=False)
+    with pytest.raises(ValueError, match="channels_last=True needs a CUDA device"):
+        train(_net(), _loader(), Schedule(iterations=1, lr=0.1), device="cpu", channels_last=True, progress=False)
+
+
+def _scorer() -> nn.Module:
+    """Logits are the input itself: each test row spells out its class ranking."""
+    return nn.Sequential(nn.Identity(), nn.Dropout(0.5))
+
+
+def test_evaluate_top1_top5_and_loss_on_a_hand_made_case():
+    logits = torch.tensor([
+        [9.0, 8, 7, 6, 5, 4],   # label 0: rank 1
+        [9.0, 8, 7, 6, 5, 4],   # label 4: rank 5 -> top-5 hit only
+        [9.0, 8, 7, 6, 5, 4],   # label 5: rank 6 -> miss
+        [0.0, 0, 0, 0, 0, 1],   # label 5: rank 1
+    ])
+    labels = torch.tensor([0, 4, 5, 5])
+    model = _scorer().train()
+    result = evaluate(model, [(logits[:3], labels[:3]), (logits[3:], labels[3:])])
+    assert result["top1"] == 50.0 and result["top5"] == 75.0 and result["images"] == 4
+    expected = nn.functional.cross_entropy(logits, labels).item()
+    assert result["loss"] == pytest.approx(expected, rel=1e-6)
+    assert model.training  # the caller's mode is given back
+    assert evaluate(model, [(logits, labels)], max_images=3)["images"] == 3
+    assert evaluate(model, [(logits, labels)], max_images=3)["top1"] == pytest.approx(100 / 3)
+
+
+def test_evaluate_with_fewer_than_five_classes_uses_top_k_of_all():
+    result = evaluate(_scorer(), [(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 0]))])
+    assert result["top1"] == 50.0 and result["top5"] == 100.0
+
+
+def test_timing_is_positive_and_leaves_the_model_untouched():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t = time_forward_backward(model, (3, 8, 8), batch_size=4, warmup=1, repeats=3)
+    assert t["forward_ms"] > 0 and t["backward_ms"] > 0 and math.isfinite(t["backward_ms"])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="input_size"):
+        time_forward_backward(model, (8, 8))

@@ -1,0 +1,168 @@
+"""Prune a trained model layer by layer with ThiNet (or a baseline criterion) and fine-tune it.
+
+For each layer the strategy names, the criterion picks the filters to keep
+from --per-class training images per class, the filters are removed, and the
+model is fine-tuned (§4.2): --finetune-* after every layer, the same budget
+again at lr/10 after the last layer of a VGG group, and --final-* (default
+12x the per-layer budget, lr decaying to lr/100) after the last layer.
+Progress is saved per layer in --workdir, so a killed run restarts at the
+first unfinished layer. Prints parameters and FLOPs before and after.
+
+Example (Fashion-MNIST, the model from `thinet train`):
+
+    $ thinet prune --model vgg16_small --checkpoint vgg16_small.pt --dataset fashion_mnist \\
+          --criterion thinet --keep-ratio 0.5 --strategy vgg16_conv --finetune-iterations 100 --out pruned.pt
+    $ thinet eval --checkpoint pruned.pt --dataset fashion_mnist --timing
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+NAME = "prune"
+HELP = "prune a model layer by layer (ThiNet or a baseline criterion), fine-tune, save it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thinet.cli._user import add_data_arguments
+
+    add_data_arguments(parser)
+    parser.add_argument("--checkpoint", default=None, help="the trained model to prune (state_dict or whole module)")
+    parser.add_argument("--criterion", default="thinet",
+                        help="channel selection criterion (default thinet; see `thinet criteria`)")
+    parser.add_argument("--keep-ratio", type=float, default=0.5,
+                        help="fraction of filters kept in each pruned layer, the paper's r (default 0.5)")
+    parser.add_argument("--strategy", default="vgg16_conv",
+                        help="which layers: vgg16_conv, vgg16_tiny, resnet_bottleneck, auto (default vgg16_conv)")
+    parser.add_argument("--gap", action="store_true",
+                        help="after pruning, replace VGG's FC layers by global average pooling and fine-tune "
+                             "with the final budget (ThiNet-GAP)")
+    per_layer = parser.add_mutually_exclusive_group()
+    per_layer.add_argument("--finetune-epochs", type=float, default=None,
+                           help="fine-tuning after each layer, in epochs (default 1)")
+    per_layer.add_argument("--finetune-iterations", type=int, default=None,
+                           help="fine-tuning after each layer, in iterations; 0 = prune without fine-tuning")
+    final = parser.add_mutually_exclusive_group()
+    final.add_argument("--final-epochs", type=float, default=None, help="fine-tuning after the last layer, epochs")
+    final.add_argument("--final-iterations", type=int, default=None,
+                       help="fine-tuning after the last layer, iterations")
+    parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (default 1e-3)")
+    parser.add_argument("--per-class", type=int, default=10, help="selection images per class (default 10)")
+    parser.add_argument("--samples-per-image", type=int, default=10, help="ThiNet samples per image (default 10)")
+    parser.add_argument("--out", required=True, help="where to write the pruned model (a whole pickled module)")
+    parser.add_argument("--workdir", default=None, help="per-layer checkpoints (default <out>.chain)")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep --workdir after success")
+    parser.add_argument("--eval-max-images", type=int, default=None,
+                        help="evaluate the pruned model on the first N validation images only")
+    parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _schedules(args: argparse.Namespace):
+    """(FinetunePlan or None when --finetune-iterations 0, the final Schedule) from the flags."""
+    from thinet.pipeline import FinetunePlan
+    from thinet.schedule import Schedule
+
+    if args.finetune_iterations is not None:
+        budget = {"iterations": max(args.finetune_iterations, 1)}
+    else:
+        budget = {"epochs": args.finetune_epochs if args.finetune_epochs is not None else 1.0}
+    if args.final_iterations is not None:
+        final_budget = {"iterations": args.final_iterations}
+    elif args.final_epochs is not None:
+        final_budget = {"epochs": args.final_epochs}
+    else:
+        final_budget = {key: 12 * value for key, value in budget.items()}
+    final = Schedule.from_config({**final_budget, "lr": args.lr, "lr_end": args.lr / 100}, "--final-*")
+    if args.finetune_iterations == 0:
+        return None, final
+    plan = FinetunePlan(Schedule.from_config({**budget, "lr": args.lr}, "--finetune-*"),
+                        Schedule.from_config({**budget, "lr": args.lr / 10}, "--finetune-*"), final)
+    return plan, final
+
+
+def _check_gap(model, label: str) -> None:
+    from torchvision.models import VGG
+
+    from thinet.models.vgg import VGGGap
+    from thinet.types import PruningError
+
+    if not isinstance(model, VGG):
+        raise PruningError(f"--gap needs a VGG model; {label} is {type(model).__name__}")
+    if isinstance(model, VGGGap):
+        raise PruningError(f"--gap: {label} already ends in global average pooling")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from thinet.cli._user import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
+                                  check_positive, get_split, loader, resolve_device, save_model)
+    from thinet.counting import count_flops, count_params
+    from thinet.criteria import get_criterion
+    from thinet.data import selection_subset
+    from thinet.distributed import dist_info
+    from thinet.evaluation import evaluate
+    from thinet.pipeline import prune_chain
+    from thinet.seeding import derive_seed
+    from thinet.strategies import check_keep_ratio, get_strategy, to_gap
+    from thinet.training import train
+
+    check_keep_ratio(args.keep_ratio, "--keep-ratio")
+    get_criterion(args.criterion)
+    strategy = get_strategy(args.strategy)
+    check_positive(args, "batch_size", "per_class", "samples_per_image", "final_iterations", "eval_max_images")
+    if args.finetune_iterations is not None and args.finetune_iterations < 0:
+        raise ValueError(f"--finetune-iterations must be >= 0, got {args.finetune_iterations}")
+    plan, final = _schedules(args)
+    check_model_name(args.model)
+    check_dataset_name(args.dataset)
+    device = resolve_device(args.device)
+    out = check_output(args.out)
+    workdir = Path(args.workdir) if args.workdir else Path(f"{out}.chain")
+    label = args.model or args.checkpoint
+
+    tune_set = get_split(args.dataset, "train", args.data_root, augment=True)
+    select_set = get_split(args.dataset, "train", args.data_root)
+    model = build_model(args.model, select_set.num_classes, args.checkpoint).to(device)
+    size = check_fits(model, select_set, label)
+    if args.gap:
+        _check_gap(model, label)
+    # Two images: a batch of one makes the dependency tracer run some layers twice.
+    example_inputs = torch.zeros(2, *size, device=device)
+    steps = strategy(model, args.keep_ratio, example_inputs)
+    subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
+    before = count_params(model), count_flops(model, size)
+    print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "
+          f"layers with {args.criterion}, keep ratio {args.keep_ratio}")
+    tune_loader = loader(tune_set, args.batch_size, args.workers, shuffle=True) if plan or args.gap else None
+    model = prune_chain(model, steps, criterion=args.criterion, selection_batches=loader(subset, 64, 0, shuffle=False),
+                        finetune=plan, train_loader=tune_loader, workdir=workdir, seed=args.seed, device=device,
+                        example_inputs=example_inputs, samples_per_image=args.samples_per_image,
+                        settings={"model": args.model, "checkpoint": args.checkpoint, "dataset": args.dataset,
+                                  "strategy": args.strategy},
+                        progress=not args.no_progress)
+    if args.gap:
+        model = to_gap(model, select_set.num_classes, seed=args.seed).to(device)
+        train(model, tune_loader, final, device=device, checkpoint_path=workdir / "gap.pt",
+              seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning")
+    if not dist_info().is_main:
+        return 0  # rank 0 reports and writes
+    after = count_params(model), count_flops(model, size)
+    print(f"pruned: {after[0] / 1e6:.3f}M parameters ({before[0] / after[0]:.2f}x fewer), "
+          f"{after[1] / 1e9:.4f}B FLOPs ({before[1] / after[1]:.2f}x fewer)")
+    if not args.no_eval:
+        val = get_split(args.dataset, "val", args.data_root)
+        result = evaluate(model, loader(val, 256, args.workers, shuffle=False), device=device,
+                          max_images=args.eval_max_images)
+        print(f"validation: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}  "
+              f"({result['images']} images)")
+    save_model(model, out)
+    print(f"saved {out}")
+    if not args.keep_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"per-layer checkpoints kept in {workdir}", file=sys.stderr)
+    return 0

@@ -1,0 +1,32 @@
+"""ThiNet's own criteria (§3.2): greedy selection on the next layer's sampled inputs.
+
+`thinet` adds the least-squares channel scaling w-hat of Eq. 7; `thinet_nols` is the
+paper's "ThiNet w/o w-hat" (§4.1), the same channels with unit scale.
+"""
+from __future__ import annotations
+
+from thinet.criteria_context import CriterionContext
+from thinet.criteria_registry import register_criterion
+from thinet.types import Selection
+
+
+def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
+    # Imported here: sampling/selection are heavier and only needed when ThiNet runs.
+    from thinet.sampling import collect_samples
+    from thinet.selection import select_channels
+
+    x_hat = collect_samples(ctx.model, ctx.pair, ctx.batches, samples_per_image=ctx.samples_per_image,
+                            seed=ctx.seed, device=ctx.device)
+    return select_channels(x_hat, ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
+
+
+@register_criterion("thinet")
+def thinet(ctx: CriterionContext) -> Selection:
+    """Algorithm 1 on the sampled x-hat of layer i+1, then least squares (Eq. 7)."""
+    return _thinet(ctx, least_squares=True)
+
+
+@register_criterion("thinet_nols")
+def thinet_nols(ctx: CriterionContext) -> Selection:
+    """Algorithm 1 without the least-squares rescaling ("ThiNet w/o w-hat")."""
+    return _thinet(ctx, least_squares=False)

@@ -1,0 +1,44 @@
+"""Datasets by name, the selection subset, and fixture trees in the official layouts.
+
+>>> from thinet.data import available_datasets
+>>> available_datasets()
+['cub200', 'fashion_mnist', 'imagenet', 'indoor67']
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from thinet.data.base import ClassificationDataset, DatasetSizeWarning
+from thinet.data.registry import SPLITS, available_datasets, get_entry, register_dataset
+from thinet.data.subset import selection_subset
+from thinet.data.fixtures import make_fixture
+
+# Importing a dataset module registers it.
+from thinet.data import cub200, fashion_mnist, imagenet, indoor67  # noqa: F401,E402
+
+__all__ = ["ClassificationDataset", "DatasetSizeWarning", "available_datasets", "get_dataset", "make_fixture",
+           "register_dataset", "selection_subset"]
+
+
+def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_transform: bool = False,
+                image_size: int | None = None) -> ClassificationDataset:
+    """The dataset `name` ("fashion_mnist", "imagenet", "cub200", "indoor67"), split "train" or "val".
+
+    "val" is the test split where the dataset calls it so. `train_transform`
+    selects the augmenting training transform (random crop + flip), otherwise
+    the evaluation transform (centre crop). `image_size` overrides the crop
+    side (32 for Fashion-MNIST, 224 for the others). The result exposes
+    `.num_classes`, `.in_channels`, `.image_size`, `.targets`, `.classes`.
+
+    >>> ds = get_dataset("fashion_mnist", "val")  # doctest: +SKIP
+    >>> len(ds), ds.num_classes, ds[0][0].shape  # doctest: +SKIP
+    (10000, 10, torch.Size([1, 32, 32]))
+    >>> cub = get_dataset("cub200", "train", root="/data/CUB_200_2011", train_transform=True)  # doctest: +SKIP
+    """
+    entry = get_entry(name)
+    if split not in SPLITS:
+        raise ValueError(f"dataset {name!r}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"dataset {name!r}: image_size must be a positive integer, got {image_size!r}")
+    return entry.load(split, root=None if root is None else Path(root).expanduser(),
+                      train_transform=bool(train_transform), image_size=image_size)

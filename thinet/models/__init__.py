@@ -1,0 +1,90 @@
+"""Models by name (timm-style registry) for the ThiNet suite.
+
+Names: the registered `vgg16`, `vgg16_gap`, `resnet50_v1`, `vgg16_small`, `resnet_small`,
+and any `torchvision:<name>` / `timm:<name>`. Every model carries `thinet_input_size`
+(C, H, W), read by `input_size_of`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from thinet.models import resnet_v1, small, vgg  # noqa: F401  (registers the families)
+from thinet.models.checkpoint import load_state_dict_into, read_checkpoint
+from thinet.models.registry import (
+    PREFIXES,
+    available_models,
+    check_kwargs,
+    get_constructor,
+    register_model,
+)
+from thinet.models.sources import TORCHVISION_INPUT, prefixed_model
+from thinet.models.vgg import vgg_conv_names
+
+__all__ = [
+    "available_models",
+    "create_model",
+    "input_size_of",
+    "register_model",
+    "vgg_conv_names",
+]
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    *,
+    pretrained: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a model by name; optionally load weights from `checkpoint`.
+
+    `checkpoint` may hold a state_dict, a dict with key "model" (a state_dict), or a whole
+    pickled nn.Module (as a pruned model must be saved); a whole module is returned as is.
+
+    >>> model = create_model("vgg16_small", num_classes=10, width_mult=0.25)
+    >>> input_size_of(model)
+    (1, 32, 32)
+    >>> create_model("torchvision:resnet18", num_classes=5).fc.out_features
+    5
+    """
+    build = _builder(name, kwargs)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"create_model({name!r}): num_classes must be a positive int, got {num_classes!r}")
+    if checkpoint is None:
+        return build(num_classes, pretrained)
+    stored = read_checkpoint(checkpoint)
+    if isinstance(stored, nn.Module):
+        if not hasattr(stored, "thinet_input_size"):
+            # Building on the meta device costs no memory and tells the input size.
+            with torch.device("meta"):
+                stored.thinet_input_size = input_size_of(build(num_classes, False))
+        return stored
+    model = build(num_classes, pretrained)
+    load_state_dict_into(model, stored, checkpoint)
+    return model
+
+
+def _builder(name: str, kwargs: dict[str, Any]) -> Callable[[int, bool], nn.Module]:
+    """Resolve `name` (and check kwargs) before any model is built."""
+    if not isinstance(name, str):
+        raise ValueError(f"model name must be a string, got {name!r}")
+    if name.startswith(PREFIXES):
+        return lambda num_classes, pretrained: prefixed_model(name, num_classes, pretrained, **kwargs)
+    fn = get_constructor(name)
+    check_kwargs(name, fn, kwargs)
+    return lambda num_classes, pretrained: fn(num_classes, pretrained=pretrained, **kwargs)
+
+
+def input_size_of(model: nn.Module) -> tuple[int, int, int]:
+    """The (C, H, W) a model expects: its `thinet_input_size`, else 3x224x224.
+
+    >>> input_size_of(nn.Conv2d(3, 8, 3))
+    (3, 224, 224)
+    """
+    size = getattr(model, "thinet_input_size", TORCHVISION_INPUT)
+    return tuple(int(s) for s in size)  # type: ignore[return-value]

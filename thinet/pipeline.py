@@ -1,0 +1,195 @@
+"""ThiNet's layer-by-layer loop (§3.1, Fig. 1): select → prune → fine-tune, one layer at a time.
+
+Each step chooses the producer's channels with a criterion, removes them
+(`thinet.surgery.prune_pair`), fine-tunes per the `FinetunePlan` and saves
+`step_XXX.pt` in the work directory. A killed run restarts at the first
+unfinished step; fine-tuning inside a step resumes from its epoch checkpoint.
+
+>>> plan = FinetunePlan.from_config({"per_layer": {"epochs": 1, "lr": 1e-3},
+...                                  "group_end_extra": {"epochs": 1, "lr": 1e-4},
+...                                  "final": {"epochs": 12, "lr": 1e-3, "lr_end": 1e-5}})
+>>> [name for name, _ in plan.phases(group_end=True, last=False)]
+['per_layer', 'group_end_extra']
+>>> # model = prune_chain(model, steps, criterion="thinet", selection_batches=subset_loader,
+>>> #                     finetune=plan, train_loader=train_loader, workdir="runs/vgg",
+>>> #                     seed=0, device="cuda", example_inputs=torch.randn(1, 3, 224, 224))
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from thinet import distributed
+from thinet.chain_state import check_or_write_manifest, finetune_path, latest_step, step_path
+from thinet.checkpoint import atomic_save
+from thinet.schedule import Schedule
+from thinet.seeding import derive_seed
+from thinet.training import LogFn, train
+from thinet.types import PruneStep, PruningError, Selection
+
+EvaluateFn = Callable[[nn.Module, str, int], Mapping[str, float] | None]
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """Fine-tuning after each step (§4.2): `per_layer` after every step but the last,
+    `group_end_extra` in addition after steps marked `group_end`, and `final`
+    after the last step, in place of `per_layer` ("when pruning the last layer,
+    more epochs (12 epochs) are adopted")."""
+
+    per_layer: Schedule
+    group_end_extra: Schedule | None
+    final: Schedule
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], where: str = "finetune") -> "FinetunePlan":
+        unknown = sorted(set(config) - {"per_layer", "group_end_extra", "final"})
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]} is not a fine-tuning key (per_layer, group_end_extra, final)")
+        for key in ("per_layer", "final"):
+            if key not in config:
+                raise ValueError(f"{where}.{key} is missing")
+        extra = config.get("group_end_extra")
+        return cls(Schedule.from_config(config["per_layer"], f"{where}.per_layer"),
+                   None if extra is None else Schedule.from_config(extra, f"{where}.group_end_extra"),
+                   Schedule.from_config(config["final"], f"{where}.final"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_layer": self.per_layer.to_dict(), "final": self.final.to_dict(),
+                "group_end_extra": None if self.group_end_extra is None else self.group_end_extra.to_dict()}
+
+    def phases(self, *, group_end: bool, last: bool) -> list[tuple[str, Schedule]]:
+        """The (name, schedule) fine-tuning phases that follow one step."""
+        if last:
+            return [("final", self.final)]
+        if group_end and self.group_end_extra is not None:
+            return [("per_layer", self.per_layer), ("group_end_extra", self.group_end_extra)]
+        return [("per_layer", self.per_layer)]
+
+
+def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
+              example_inputs: Any) -> None:
+    from thinet.criteria import get_criterion
+    from thinet.surgery import build_graph, check_pair
+
+    if plan is not None and not isinstance(plan, FinetunePlan):
+        raise PruningError(f"finetune must be a FinetunePlan or None, got {type(plan).__name__}")
+    if plan is not None and train_loader is None:
+        raise PruningError("prune_chain: fine-tuning (a FinetunePlan) needs a train_loader")
+    if not steps:
+        raise PruningError("the pruning chain has no steps")
+    get_criterion(criterion)
+    graph = build_graph(model, example_inputs)
+    for index, step in enumerate(steps):
+        if not isinstance(step, PruneStep):
+            raise PruningError(f"step {index} must be a PruneStep, got {step!r}")
+        ratio = step.keep_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+            raise PruningError(f"step {index} ({step.pair.producer!r}): keep_ratio {ratio!r} must be in (0, 1]")
+        check_pair(model, step.pair, example_inputs, graph=graph)
+
+
+def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
+              samples_per_image: int, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    manifest = {"criterion": criterion, "seed": seed, "samples_per_image": samples_per_image,
+                "finetune": None if plan is None else plan.to_dict(),
+                "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer,
+                           "keep_ratio": s.keep_ratio, "group_end": s.group_end} for s in steps]}
+    clash = set(manifest) & set(settings or {})
+    if clash:
+        raise PruningError(f"settings key {sorted(clash)[0]!r} is reserved by prune_chain")
+    return {**manifest, **(settings or {})}
+
+
+def _select(model: nn.Module, step: PruneStep, index: int, criterion: str, batches: Iterable, seed: int,
+            samples_per_image: int, device: torch.device, example_inputs: Any,
+            info: distributed.DistInfo) -> Selection:
+    from thinet.criteria import CriterionContext, run_criterion
+
+    ctx = CriterionContext(model=model, pair=step.pair, batches=batches, keep_ratio=step.keep_ratio,
+                           seed=derive_seed(seed, "select", index), samples_per_image=samples_per_image,
+                           device=device, example_inputs=example_inputs)
+    selection = run_criterion(criterion, ctx)
+    if info.enabled:  # every rank must cut the same channels, whatever GPU nondeterminism did
+        box = [selection]
+        torch.distributed.broadcast_object_list(box, src=0)
+        selection = box[0]
+    return selection
+
+
+def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str, selection_batches: Iterable,
+                finetune: FinetunePlan | None, train_loader: Iterable | None, workdir: str | os.PathLike, seed: int,
+                device: str | torch.device, example_inputs: torch.Tensor, evaluate_fn: EvaluateFn | None = None,
+                log: LogFn | None = None, samples_per_image: int = 10,
+                settings: Mapping[str, Any] | None = None, progress: bool = True,
+                amp: str | bool | None = None, channels_last: bool | None = None) -> nn.Module:
+    """Prune `steps` in order and return the pruned, fine-tuned model.
+
+    `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
+    `evaluate_fn(model, phase, step_index)` is called with phase "pruned" (just
+    after the surgery) and "finetuned" (after that step's fine-tuning); what it
+    returns is stored in the step checkpoint. `log(global_step, metrics)`
+    receives the fine-tuning metrics (`train_loss`, `train_accuracy`, `lr`, ...,
+    `chain_step`), with one step counter across the whole chain. `settings`
+    (e.g. model and dataset names) are recorded in `chain.json` with the chain's
+    own; a restart with any different value raises PruningError naming the key.
+    The model is returned because a resumed run loads it from disk.
+    """
+    from thinet.surgery import prune_pair
+
+    device = torch.device(device)
+    model = model.to(device)
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = example_inputs.to(device)
+    _validate(model, steps, criterion, finetune, train_loader, example_inputs)
+    workdir = Path(workdir)
+    info = distributed.dist_info()
+    if info.is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        check_or_write_manifest(workdir, _manifest(steps, criterion, finetune, seed, samples_per_image, settings))
+    distributed.barrier(info)
+
+    done, ckpt = latest_step(workdir, len(steps))
+    if ckpt is not None:
+        model = ckpt["model"].to(device)
+        left = len(steps) - done - 1
+        print(f"prune_chain: resuming from {step_path(workdir, done)} (step {done}, {steps[done].pair.producer}); "
+              f"{left} step(s) left", file=sys.stderr)
+    batches_per_epoch = len(train_loader) if finetune is not None else 0  # type: ignore[arg-type]
+    offset = 0
+    for index, step in enumerate(steps):
+        phases = [] if finetune is None else finetune.phases(group_end=step.group_end, last=index == len(steps) - 1)
+        if index <= done:
+            offset += sum(s.total_steps(batches_per_epoch) for _, s in phases)
+            continue
+        selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
+                            example_inputs, info)
+        model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
+        metrics: dict[str, Any] = {}
+        if evaluate_fn is not None:
+            metrics["pruned"] = dict(evaluate_fn(model, "pruned", index) or {})
+        for phase_index, (phase, schedule) in enumerate(phases):
+            def forward_log(step_in_phase: int, values: dict[str, float], _base: int = offset) -> None:
+                if log is not None:
+                    log(_base + step_in_phase, {**{f"train_{k}" if k in ("loss", "accuracy") else k: v
+                                                   for k, v in values.items()}, "chain_step": index})
+            train(model, train_loader, schedule, device=device, amp=amp, channels_last=channels_last,
+                  checkpoint_path=finetune_path(workdir, index, phase_index),
+                  seed=derive_seed(seed, "finetune", index, phase_index), log=forward_log,
+                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}")
+            offset += schedule.total_steps(batches_per_epoch)
+        if evaluate_fn is not None:
+            metrics["finetuned"] = dict(evaluate_fn(model, "finetuned", index) or {})
+        if info.is_main:
+            atomic_save({"model": model, "step": index, "layer": step.pair.producer, "selection": selection,
+                         "metrics": metrics, "complete": True}, step_path(workdir, index))
+            for phase_index in range(len(phases)):
+                finetune_path(workdir, index, phase_index).unlink(missing_ok=True)
+        distributed.barrier(info)
+    return model

@@ -1,0 +1,230 @@
+"""ThiNet's channel selection (paper §3.2.2, Algorithm 1) and its least-squares
+rescaling (§3.2.3, Eq. 7).
+
+The samples form an m×C matrix X̂ (row = one sample, column = the contribution
+x̂_c of input channel c of layer i+1, Eq. 2); ŷ = X̂·1 (Eq. 3). Algorithm 1 greedily
+grows the removed set T, each time adding the channel that minimises Eq. 6,
+Σ_i(Σ_{j∈T} x̂_ij)². Everything it needs lives in the Gram matrix G = X̂ᵀX̂:
+the value of T ∪ {i} is v_T + 2·(Σ_{j∈T} G_ij) + G_ii, so after one matrix
+product each greedy step costs O(C).
+
+    >>> import torch
+    >>> x_hat = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
+    >>> sel = select_channels(x_hat, 0.5, layer="features.0")
+    >>> sel.keep.numel(), sel.removed.numel(), sel.scale.shape
+    (4, 4, torch.Size([4]))
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from thinet.types import PruningError, Selection, num_kept
+
+# Two candidate values closer than this (relative to the objective's scale) are
+# a tie, broken by the lowest index, so that the Gram-based and the literal
+# versions agree even when channels are exact duplicates and only rounding
+# tells them apart.
+_TIE_RTOL = 1e-10
+# Cholesky factors whose diagonal spread exceeds this (condition number ≈ its
+# square > 1e12) make the normal equations unreliable in float64.
+_MAX_DIAG_RATIO = 1e6
+_RIDGE_REL = 1e-8
+
+
+def _check_keep_ratio(keep_ratio: float, layer: str) -> float:
+    try:
+        ratio = float(keep_ratio)
+    except (TypeError, ValueError):
+        raise PruningError(f"layer {layer!r}: keep_ratio must be a number in (0, 1], got {keep_ratio!r}") from None
+    if not (0.0 < ratio <= 1.0):  # also rejects NaN
+        raise PruningError(f"layer {layer!r}: keep_ratio must be in (0, 1], got {keep_ratio!r}")
+    return ratio
+
+
+def _check_x_hat(x_hat: torch.Tensor, layer: str) -> None:
+    if not isinstance(x_hat, torch.Tensor) or x_hat.dim() != 2:
+        shape = tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
+        raise PruningError(f"layer {layer!r}: x_hat must be a 2-D m×C tensor, got {shape}")
+    m, c = x_hat.shape
+    if c == 0:
+        raise PruningError(f"layer {layer!r}: x_hat has no channels (shape {tuple(x_hat.shape)})")
+    if m < c:
+        raise PruningError(f"layer {layer!r}: x_hat has {m} samples for {c} channels; need at least as many samples as channels")
+    if not x_hat.is_floating_point():
+        raise PruningError(f"layer {layer!r}: x_hat must be floating point, got {x_hat.dtype}")
+
+
+def _check_finite_columns(square_norms: torch.Tensor, layer: str) -> None:
+    # diag(G)_c = Σ_i x̂_ic² is non-finite exactly when column c holds a NaN or inf
+    # (or overflows), so checking it is free next to a separate pass over x_hat.
+    bad = torch.nonzero(~torch.isfinite(square_norms)).flatten()
+    if bad.numel():
+        raise PruningError(f"layer {layer!r}: x_hat contains NaN or inf (or overflows) in channel(s) "
+                           f"{bad[:5].tolist()}")
+
+
+def _check_gram(gram: torch.Tensor, layer: str) -> None:
+    if not isinstance(gram, torch.Tensor) or gram.dim() != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] == 0:
+        shape = tuple(gram.shape) if isinstance(gram, torch.Tensor) else type(gram).__name__
+        raise PruningError(f"layer {layer!r}: gram must be a square non-empty C×C tensor, got {shape}")
+    if not bool(torch.isfinite(gram).all()):
+        raise PruningError(f"layer {layer!r}: gram contains NaN or inf")
+
+
+def _first_minimum(values: torch.Tensor, scale: float) -> int:
+    """Index of the lowest-index entry within the tie tolerance of the minimum."""
+    lowest = values.min()
+    tol = _TIE_RTOL * max(scale, abs(float(lowest)), 1e-300)
+    return int(torch.nonzero(values <= lowest + tol)[0, 0])
+
+
+def greedy_remove(gram: torch.Tensor, n_remove: int) -> torch.Tensor:
+    """Algorithm 1 on the Gram matrix: the removed channels in the order removed.
+
+    >>> g = torch.tensor([[4., 0., 0.], [0., 1., 0.], [0., 0., 9.]])
+    >>> greedy_remove(g, 2).tolist()
+    [1, 0]
+    """
+    c = gram.shape[0]
+    if not 0 <= n_remove <= c:
+        raise PruningError(f"greedy_remove: n_remove must be in [0, {c}], got {n_remove}")
+    g = gram.detach().to(device="cpu", dtype=torch.float64)
+    diag = g.diagonal().clone()
+    scale = float(diag.abs().max()) if c else 0.0
+    cross = torch.zeros(c, dtype=torch.float64)  # Σ_{j∈T} G_ij for every i
+    value_t = 0.0  # Eq. 6 for the current T
+    taken = torch.zeros(c, dtype=torch.bool)
+    order: list[int] = []
+    for _ in range(n_remove):
+        values = value_t + 2.0 * cross + diag
+        values[taken] = math.inf
+        best = _first_minimum(values, max(scale, abs(value_t)))
+        value_t = float(values[best])
+        cross += g[:, best]
+        taken[best] = True
+        order.append(best)
+    return torch.tensor(order, dtype=torch.long)
+
+
+def least_squares_scale(gram: torch.Tensor, keep: torch.Tensor, layer: str = "?") -> torch.Tensor:
+    """ŵ of Eq. 7 for the kept channels from G: solves G_SS·w = (G·1)_S.
+
+    Since ŷ = X̂·1, X̂_Sᵀŷ = (G·1)_S. A singular or ill-conditioned G_SS gets a tiny
+    ridge pulling w towards 1 (no rescaling) rather than 0, so an unidentifiable
+    channel keeps its weights instead of being silenced; a warning names the layer.
+
+    >>> g = torch.tensor([[2., 1.], [1., 2.]], dtype=torch.float64)
+    >>> least_squares_scale(g, torch.tensor([0])).tolist()
+    [1.5]
+    """
+    _check_gram(gram, layer)
+    g = gram.detach().to(device="cpu", dtype=torch.float64)
+    keep = torch.as_tensor(keep, dtype=torch.long).flatten()
+    g_ss = g[keep][:, keep]
+    rhs = g.sum(1)[keep]
+    chol, info = torch.linalg.cholesky_ex(g_ss)
+    diag = chol.diagonal()
+    well_posed = int(info) == 0 and float(diag.min()) > 0 and float(diag.max() / diag.min()) < _MAX_DIAG_RATIO
+    if well_posed:
+        w = torch.cholesky_solve(rhs.unsqueeze(1), chol).squeeze(1)
+    else:
+        warnings.warn(f"layer {layer!r}: least-squares system for {keep.numel()} kept channels is singular or "
+                      f"ill-conditioned; adding a tiny ridge towards scale 1", RuntimeWarning, stacklevel=2)
+        w = _ridge_solve(g_ss, rhs, layer)
+    return w.to(torch.float32)
+
+
+def _ridge_solve(g_ss: torch.Tensor, rhs: torch.Tensor, layer: str) -> torch.Tensor:
+    n = g_ss.shape[0]
+    base = float(g_ss.diagonal().sum()) / n
+    ridge = _RIDGE_REL * (base if base > 0 else 1.0)
+    ones = torch.ones(n, dtype=torch.float64)
+    eye = torch.eye(n, dtype=torch.float64)
+    for _ in range(12):  # grow the ridge until the factorisation succeeds
+        chol, info = torch.linalg.cholesky_ex(g_ss + ridge * eye)
+        if int(info) == 0:
+            return torch.cholesky_solve((rhs + ridge * ones).unsqueeze(1), chol).squeeze(1)
+        ridge *= 10.0
+    raise PruningError(f"layer {layer!r}: least-squares system could not be solved even with ridge {ridge:g}")
+
+
+def select_from_gram(gram: torch.Tensor, keep_ratio: float, least_squares: bool = True, layer: str = "?") -> Selection:
+    """ThiNet's choice from a precomputed Gram matrix G = X̂ᵀX̂ (e.g. `collect_gram`).
+
+    >>> g = torch.tensor([[4., 0., 0.], [0., 1., 0.], [0., 0., 9.]])
+    >>> select_from_gram(g, 0.34, least_squares=False).keep.tolist()
+    [2]
+    """
+    ratio = _check_keep_ratio(keep_ratio, layer)
+    _check_gram(gram, layer)
+    c = gram.shape[0]
+    n_remove = c - num_kept(c, ratio)
+    removed = greedy_remove(gram, n_remove)
+    mask = torch.ones(c, dtype=torch.bool)
+    mask[removed] = False
+    keep = torch.nonzero(mask).flatten()
+    if least_squares and n_remove > 0:
+        scale = least_squares_scale(gram, keep, layer)
+    else:
+        # Nothing removed: w = 1 solves G·w = G·1 exactly, no need to solve.
+        scale = torch.ones(keep.numel(), dtype=torch.float32)
+    return Selection(keep=keep, removed=torch.sort(removed).values, scale=scale)
+
+
+def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool = True, layer: str = "?") -> Selection:
+    """ThiNet's channel choice (Algorithm 1) and, optionally, its scales ŵ (Eq. 7).
+
+    `x_hat` is the m×C sample matrix from `thinet.sampling.collect_samples`;
+    `least_squares=False` gives scale = ones ("ThiNet w/o ŵ").
+
+    >>> import torch
+    >>> x = torch.randn(100, 6, generator=torch.Generator().manual_seed(1))
+    >>> x[:, 5] *= 0.01  # a channel that hardly contributes
+    >>> sel = select_channels(x, 0.5, layer="conv1")
+    >>> 5 in sel.removed.tolist(), sel.keep.numel()
+    (True, 3)
+    """
+    ratio = _check_keep_ratio(keep_ratio, layer)
+    _check_x_hat(x_hat, layer)
+    gram = x_hat.T @ x_hat
+    _check_finite_columns(gram.diagonal(), layer)
+    return select_from_gram(gram, ratio, least_squares, layer)
+
+
+def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements: int = 1 << 23) -> torch.Tensor:
+    """Reference Algorithm 1: evaluates Eq. 6 on all m samples for every candidate at every step.
+
+    Returns the sorted removed set T. Slow by design (O(m·C) per step); tests and
+    `thinet bench selection` use it to check `select_channels`.
+
+    >>> x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    >>> algorithm1_literal(x, 0.5).tolist() == select_channels(x, 0.5).removed.tolist()
+    True
+    """
+    ratio = _check_keep_ratio(keep_ratio, "algorithm1_literal")
+    _check_x_hat(x_hat, "algorithm1_literal")
+    x = x_hat.detach().to(device="cpu", dtype=torch.float64)
+    square_norms = (x * x).sum(0)
+    _check_finite_columns(square_norms, "algorithm1_literal")
+    m, c = x.shape
+    n_remove = c - num_kept(c, ratio)
+    cols_per_chunk = max(1, chunk_elements // m)
+    scale = float(square_norms.max())
+    running = torch.zeros(m, dtype=torch.float64)  # Σ_{j∈T} x̂_ij per sample
+    value_t = 0.0
+    taken = torch.zeros(c, dtype=torch.bool)
+    for _ in range(n_remove):
+        candidates = torch.nonzero(~taken).flatten()
+        values = torch.empty(candidates.numel(), dtype=torch.float64)
+        for start in range(0, candidates.numel(), cols_per_chunk):
+            cols = candidates[start:start + cols_per_chunk]
+            values[start:start + cols.numel()] = ((running.unsqueeze(1) + x[:, cols]) ** 2).sum(0)
+        pos = _first_minimum(values, max(scale, value_t))
+        best = int(candidates[pos])
+        value_t = float(values[pos])
+        running += x[:, best]
+        taken[best] = True
+    return torch.nonzero(taken).flatten()

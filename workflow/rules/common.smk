@@ -1,0 +1,110 @@
+# Shared by every rule: the plan (runs expanded from the config), paths, and how jobs are launched.
+import json
+import sys
+
+from thinet.config import ConfigError, build_plan, check_config
+
+try:
+    check_config(config)
+    PLAN = build_plan(config)
+except (ValueError, FileNotFoundError) as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+NAME = PLAN.name
+RESULTS = f"results/{NAME}"
+SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
+THREADS = config["threads"]
+MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
+MODEL_KINDS = ("base", "chain", "gap", "scratch", "transfer")
+
+# More than one GPU per job: the job runs under torchrun, one process per GPU (rank 0 writes).
+if config["gpus"] > 1:
+    LAUNCH = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={config['gpus']}"
+else:
+    LAUNCH = sys.executable
+
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9_.\-]+",
+    dataset=r"[A-Za-z0-9_]+",
+    sel=r"[A-Za-z0-9_.\-]+",
+
+
+def run_of(wildcards):
+    return PLAN.runs[wildcards.run]
+
+
+def run_dir(run_id):
+    run = PLAN.runs[run_id]
+    if run["kind"] == "original":  # evaluates its base model; no model of its own
+        return run_dir(run["after"])
+    return f"{RESULTS}/{run['kind']}/{run_id}"
+
+
+def model_path(run_id):
+    return f"{run_dir(run_id)}/model.pt"
+
+
+def spec_path(run_id):
+    return f"{RESULTS}/specs/{run_id}.json"
+
+
+def data_marker(dataset):
+    return f"{RESULTS}/data/{dataset}.json"
+
+
+def runs_of_kind(kind):
+    return [rid for rid in PLAN.of_kind(kind)]
+
+
+def work_dir(run_id):
+    """Per-layer checkpoints of a chain: not a Snakemake output, so never deleted by it."""
+    run = PLAN.runs[run_id]
+    return f"{RESULTS}/work/{run_id}-{run['hash']}"
+
+
+def job_spec(run_id):
+    """Everything a job needs to know about its run, as written to results/<name>/specs/<run>.json."""
+    run = PLAN.runs[run_id]
+    dataset = run["dataset"]
+    mlflow_cfg = dict(config["mlflow"])
+    mlflow_cfg["experiment"] = mlflow_cfg.get("experiment") or f"thinet-{NAME}"
+    spec = {"config": NAME, "run": run, "source": PLAN.runs.get(run.get("after") or ""),
+            "dataset": {"name": dataset, **config["datasets"][dataset]}, "data": config["data"],
+            "selection": config["selection"], "device": config["device"], "amp": config["amp"],
+            "mlflow": mlflow_cfg, "output_dir": run_dir(run_id)}
+    if run["kind"] == "chain":
+        spec["work_dir"] = work_dir(run_id)
+    if run["kind"] == "base":
+        spec["model_args"] = run["model_args"]
+    return spec
+
+
+def final_targets():
+    targets = [f"{RESULTS}/metrics.csv"]
+    if PLAN.compare_layer:
+        targets.append(f"{RESULTS}/compare_layer.csv")
+    return targets
+
+
+def write_specs():
+    """Write each run's settings to results/<name>/specs/<run>.json when they differ from the file.
+
+    Done while the workflow is parsed (a rule per spec would cost a Snakemake process each): an
+    unchanged spec keeps its mtime, a changed one is newer than the run's outputs, so Snakemake
+    reruns exactly the runs whose settings changed (and what depends on them).
+    """
+    from thinet.checkpoint import atomic_write_json
+
+    for run_id in PLAN.runs:
+        path = spec_path(run_id)
+        spec = json.loads(json.dumps(job_spec(run_id)))
+        try:
+            same = json.loads(open(path).read()) == spec
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            atomic_write_json(spec, path)
+
+
+write_specs()

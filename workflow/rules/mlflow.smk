@@ -1,0 +1,17 @@
+# The MLflow store is created once, before any training job: concurrent first use of a fresh
+# sqlite store races on its schema migration. Jobs take the marker as ancient() input, so the
+# store changing under them (every run writes to it) never makes Snakemake rerun anything.
+# MLFLOW_TRACKING_URI in the environment points everything at a tracking server instead.
+
+
+rule mlflow_store:
+    output:
+        MLFLOW_MARKER,
+    params:
+        experiment=config["mlflow"].get("experiment") or f"thinet-{NAME}",
+        enabled=config["mlflow"]["enabled"],
+    log:
+        f"{RESULTS}/logs/mlflow_store.log",
+    shell:
+        "{sys.executable} {SCRIPTS}/init_mlflow.py --experiment {params.experiment:q}"
+        " --enabled {params.enabled} --out {output:q} --log {log:q}"

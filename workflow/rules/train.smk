@@ -1,0 +1,46 @@
+# Training jobs that are not pruning chains: base models (from scratch, pretrained or a
+# checkpoint), and the variants that start from another model: GAP head (`gap`), the same
+# architecture from random init (`scratch`), a checkpoint carried to a new dataset (`transfer`).
+
+
+def run_inputs(wildcards):
+    run = run_of(wildcards)
+    inputs = {"spec": spec_path(wildcards.run), "data": data_marker(run["dataset"]),
+              "mlflow": ancient(MLFLOW_MARKER)}
+    if run.get("after"):
+        inputs["source"] = model_path(run["after"])
+    if run["kind"] == "transfer" or (run["kind"] == "base" and run.get("checkpoint")):
+        inputs["checkpoint"] = run["checkpoint"]
+    return inputs
+
+
+rule base_model:
+    input:
+        unpack(run_inputs),
+    output:
+        model=f"{RESULTS}/base/{{run}}/model.pt",
+        run_json=f"{RESULTS}/base/{{run}}/run.json",
+    threads: THREADS
+    log:
+        f"{RESULTS}/logs/base/{{run}}.log",
+    shell:
+        "{LAUNCH} {SCRIPTS}/train_model.py --spec {input.spec:q} --out {output.model:q}"
+        " --threads {threads} --log {log:q}"
+
+
+rule finetune_variant:
+    input:
+        unpack(run_inputs),
+    output:
+        model=f"{RESULTS}/{{kind}}/{{run}}/model.pt",
+        run_json=f"{RESULTS}/{{kind}}/{{run}}/run.json",
+    wildcard_constraints:
+        kind="gap|scratch|transfer",
+    threads: THREADS
+    log:
+        f"{RESULTS}/logs/{{kind}}/{{run}}.log",
+    params:
+        source=lambda w, input: f"--source {input.source}" if "source" in input.keys() else "",
+    shell:
+        "{LAUNCH} {SCRIPTS}/train_model.py --spec {input.spec:q} --out {output.model:q} {params.source}"
+        " --threads {threads} --log {log:q}"
