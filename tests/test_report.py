@@ -104,6 +104,8 @@ def test_table1_rows_mean_std_and_dedup_of_seeds():
     assert shown.loc["thinet r=0.7", "Top-1 (%)"] == "91.00 ± 1.41"
     assert shown.loc["thinet r=0.5", "#Param. (K)"] == "100.00"
     assert shown.loc["Original", "f./b. (ms)"] == "10.00/20.00"
+    small_batch = build_table("table1_vgg", {"metrics": synthetic_metrics()}, ReportContext("smoke", None, 4))
+    assert any("batch of 4 on cpu" in note for note in small_batch.notes)
 
 
 def test_table2_changes_and_reduction_factors():

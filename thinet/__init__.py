@@ -41,6 +41,16 @@ _API = {
     "get_criterion": "thinet.criteria",
     "available_criteria": "thinet.criteria",
     "register_criterion": "thinet.criteria",
+    "run_criterion": "thinet.criteria",
+    "CriterionContext": "thinet.criteria",
+    "Schedule": "thinet.schedule",
+    "train": "thinet.training",
+    "evaluate": "thinet.evaluation",
+    "time_forward_backward": "thinet.timing",
+    "FinetunePlan": "thinet.pipeline",
+    "prune_chain": "thinet.pipeline",
+    "to_gap": "thinet.strategies",
+    "selection_subset": "thinet.data",
 }
 
 __all__ = sorted(_API)

@@ -36,7 +36,7 @@ def resolve_pair(model: nn.Module, layer: str, example_inputs: torch.Tensor) -> 
     LayerPair(producer='features.0', consumer='features.3')
     """
     from thinet.models import vgg_conv_names
-    from thinet.strategies_auto import find_prunable_pairs
+    from thinet.strategies import find_prunable_pairs
 
     producer = layer
     if layer not in dict(model.named_modules()):

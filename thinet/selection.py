@@ -206,12 +206,13 @@ def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements
     """
     ratio = _check_keep_ratio(keep_ratio, "algorithm1_literal")
     _check_x_hat(x_hat, "algorithm1_literal")
-    x = x_hat.detach().to(device="cpu", dtype=torch.float64)
-    square_norms = (x * x).sum(0)
+    m, c = x_hat.shape
+    # One row per channel, so each candidate's samples are contiguous.
+    columns = torch.empty(c, m, dtype=torch.float64).copy_(x_hat.detach().T)
+    square_norms = (columns * columns).sum(1)
     _check_finite_columns(square_norms, "algorithm1_literal")
-    m, c = x.shape
     n_remove = c - num_kept(c, ratio)
-    cols_per_chunk = max(1, chunk_elements // m)
+    rows_per_chunk = max(1, chunk_elements // m)
     scale = float(square_norms.max())
     running = torch.zeros(m, dtype=torch.float64)  # Σ_{j∈T} x̂_ij per sample
     value_t = 0.0
@@ -219,12 +220,12 @@ def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements
     for _ in range(n_remove):
         candidates = torch.nonzero(~taken).flatten()
         values = torch.empty(candidates.numel(), dtype=torch.float64)
-        for start in range(0, candidates.numel(), cols_per_chunk):
-            cols = candidates[start:start + cols_per_chunk]
-            values[start:start + cols.numel()] = ((running.unsqueeze(1) + x[:, cols]) ** 2).sum(0)
+        for start in range(0, candidates.numel(), rows_per_chunk):
+            chunk = candidates[start:start + rows_per_chunk]
+            values[start:start + chunk.numel()] = ((columns[chunk] + running) ** 2).sum(1)
         pos = _first_minimum(values, max(scale, value_t))
         best = int(candidates[pos])
         value_t = float(values[pos])
-        running += x[:, best]
+        running += columns[best]
         taken[best] = True
     return torch.nonzero(taken).flatten()

@@ -18,9 +18,9 @@ def setting_text(rows: pd.DataFrame, config: str) -> str:
     return f"config `{config}`: dataset {datasets}; model {models}"
 
 
-def device_note(rows: pd.DataFrame) -> str:
+def device_note(rows: pd.DataFrame, batch_size: int) -> str:
     devices = ", ".join(d for d in dict.fromkeys(rows["device"]) if d) or "unknown device"
-    return f"f./b.: median forward/backward time in ms for a batch of 32 on {devices}."
+    return f"f./b.: median forward/backward time in ms for a batch of {batch_size} on {devices}."
 
 
 def add_count_columns(display: pd.DataFrame, summary: pd.DataFrame, params: str, flops: str, prefix: str = "") -> None:

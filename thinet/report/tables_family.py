@@ -59,7 +59,7 @@ def _family_table(
     data = summary.copy()
     notes = [
         "Top-1/Top-5: accuracy in % on the evaluation split, mean ± sample standard deviation over the seeds counted in 'Seeds'.",
-        device_note(family_rows(metrics, family, ctx.transfer_experiments)),
+        device_note(family_rows(metrics, family, ctx.transfer_experiments), ctx.timing_batch_size),
     ]
     if with_paper:
         for key in PAPER_VALUE_KEYS:

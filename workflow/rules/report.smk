@@ -65,11 +65,13 @@ rule report_tables:
     params:
         tables=" ".join(REPORT_PLAN["tables"]),
         transfer=" ".join(sorted(transfer_experiments(config))),
+        timing_batch=(config.get("data") or {}).get("timing_batch_size", 32),
     log:
         f"{REPORT_RESULTS}/logs/report_tables.log",
     shell:
         "{sys.executable} {REPORT_SCRIPTS}/report_tables.py --config {REPORT_NAME} --out-dir {REPORT_RESULTS}/tables"
         " --metrics {input.metrics:q} --arch {input.arch:q} --tables {params.tables} --transfer {params.transfer}"
+        " --timing-batch-size {params.timing_batch}"
         " > {log:q} 2>&1"
 
 

@@ -2,7 +2,7 @@
 
     python workflow/scripts/report_tables.py --config default --out-dir results/default/tables \
         --metrics results/default/metrics.csv --arch results/default/arch_table.csv \
-        --tables table1_vgg table2_criteria arch_table [--transfer transfer_cub200]
+        --tables table1_vgg table2_criteria arch_table [--transfer transfer_cub200] [--timing-batch-size 32]
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", help="results/<config>/arch_table.csv")
     parser.add_argument("--tables", nargs="+", required=True, choices=available_tables())
     parser.add_argument("--transfer", nargs="*", default=[], help="experiments that belong in Table 4")
+    parser.add_argument("--timing-batch-size", type=int, default=32, help="batch of the f./b. timings")
     args = parser.parse_args(argv)
     files = {k: v for k, v in (("metrics", args.metrics), ("arch", args.arch)) if v}
-    ctx = ReportContext(args.config, frozenset(args.transfer))
+    ctx = ReportContext(args.config, frozenset(args.transfer), args.timing_batch_size)
     try:
         written = write_tables(args.tables, files, args.out_dir, ctx)
     except (ValueError, FileNotFoundError) as err:
