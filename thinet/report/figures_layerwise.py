@@ -12,13 +12,13 @@ from matplotlib.lines import Line2D
 
 from thinet.report.rows import base_rows, step_rows
 from thinet.report.context import ReportContext
-from thinet.report.style import LINESTYLE_OF_PHASE, UNPRUNED_COLOUR, colour_of, new_figure, series_label, set_title
+from thinet.report.style import LINESTYLE_OF_PHASE, UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title
 
 
 def layerwise_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, rate, series, phase, step): mean, min and max top-1 over seeds, and the layer name."""
     rows = step_rows(metrics).copy()
-    rows["series"] = [series_label(v, c) for v, c in zip(rows["variant"], rows["criterion"])]
+    rows["series"] = [series_label(v, c, r) for v, c, r in zip(rows["variant"], rows["criterion"], rows["keep_ratio"])]
     rows["top1"] = pd.to_numeric(rows["top1"])
     rows["step"] = pd.to_numeric(rows["step"]).astype(int)
     keys = ["experiment", "keep_ratio", "series", "criterion", "phase", "step", "layer"]
@@ -61,7 +61,7 @@ def figure4(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
             ax.set_xlabel("last pruned layer")
             ax.set_ylabel("top-1 accuracy (%)")
             ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=c, lw=2, label=s) for s, c in series_seen.items()]
+    handles = [Line2D([], [], color=series_seen[s], lw=2, label=s) for s in legend_order(series_seen)]
     handles += [
         Line2D([], [], color="grey", ls=LINESTYLE_OF_PHASE["pruned"], label="after pruning the layer"),
         Line2D([], [], color="grey", ls=LINESTYLE_OF_PHASE["finetuned"], label="after its fine-tuning"),

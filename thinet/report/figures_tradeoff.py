@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from thinet.report.rows import SUMMARY_PHASES
 from thinet.report.stats import mean_std_over_seeds
 from thinet.report.context import ReportContext
-from thinet.report.style import UNPRUNED_COLOUR, colour_of, new_figure, series_label, set_title
+from thinet.report.style import UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title
 from thinet.report.units import count_unit
 
 _AXES = (("flops", "FLOPs", "{}FLOPs"), ("params", "params", "{} parameters"))
@@ -22,8 +22,8 @@ _AXES = (("flops", "FLOPs", "{}FLOPs"), ("params", "params", "{} parameters"))
 def tradeoff_points(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, series, rate): top-1 mean/std over seeds, params and FLOPs (base and final rows)."""
     rows = metrics[metrics["phase"].isin(SUMMARY_PHASES)].copy()
-    rows["series"] = [series_label(v, c) if p != "base" else "unpruned"
-                      for v, c, p in zip(rows["variant"], rows["criterion"], rows["phase"])]
+    rows["series"] = [series_label(v, c, r) if p != "base" else "unpruned"
+                      for v, c, r, p in zip(rows["variant"], rows["criterion"], rows["keep_ratio"], rows["phase"])]
     keys = ["experiment", "series", "variant", "phase", "keep_ratio"]
     return mean_std_over_seeds(rows, keys, ["top1", "params", "flops"])
 
@@ -54,7 +54,7 @@ def tradeoff(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
             ax.set_ylabel("top-1 accuracy (%)")
             ax.set_title(f"{experiment}: top-1 vs {name}", fontsize=10)
             ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=c, marker="o", lw=1.4, label=s) for s, c in seen.items()]
+    handles = [Line2D([], [], color=seen[s], marker="o", lw=1.4, label=s) for s in legend_order(seen)]
     handles.append(Line2D([], [], color=UNPRUNED_COLOUR, marker="*", ms=10, ls="", label="unpruned model"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
     set_title(fig, f"Accuracy against FLOPs and parameters after the final fine-tune (config {ctx.config}; ±1 std over seeds)")

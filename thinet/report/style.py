@@ -1,8 +1,10 @@
 """Plot styling shared by every figure: one colour per criterion (the same in every figure),
 series labels, figure creation (no pyplot state) and atomic PNG+PDF output.
 
->>> series_label("weight_sum r=0.5", "weight_sum"), series_label("ThiNet-70", "thinet"), series_label("GAP", "thinet")
-('weight_sum', 'ThiNet', 'GAP')
+>>> series_label("weight_sum r=0.5", "weight_sum", 0.5), series_label("ThiNet-70", "thinet", 0.7)
+('weight_sum', 'thinet')
+>>> series_label("ThiNet-GAP", "thinet", 0.5), series_label("Train from scratch", "", 0.5)
+('ThiNet-GAP', 'Train from scratch')
 >>> colour_of("thinet") == colour_of("thinet") != colour_of("random")
 True
 """
@@ -26,7 +28,6 @@ CRITERION_COLOURS = {
     "apoz": "#2ca02c",
     "taylor": "#9467bd",
     "random": "#7f7f7f",
-    "ThiNet": "#1f77b4",
 }
 UNPRUNED_COLOUR = "black"
 _SPARE_COLOURS = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173")
@@ -41,12 +42,27 @@ def colour_of(label: str) -> str:
     return _SPARE_COLOURS[digest % len(_SPARE_COLOURS)]
 
 
-def series_label(variant: str, criterion: str) -> str:
-    """The line a row belongs to: its criterion for rate-labelled chains ('thinet r=0.5', 'ThiNet-70'),
-    else the variant label ('GAP', 'Train from scratch')."""
-    if criterion and re.fullmatch(rf"{re.escape(criterion)} r=[0-9.]+", variant):
+def series_label(variant: str, criterion: str, keep_ratio: float) -> str:
+    """The line a row belongs to: its criterion for chains labelled by their rate ('thinet r=0.5', or
+    'ThiNet-70' at r = 0.7), else the variant label ('ThiNet-GAP', 'Train from scratch')."""
+    if not criterion:
+        return variant
+    if re.fullmatch(rf"{re.escape(criterion)} r=[0-9.]+", variant):
         return criterion
-    return re.sub(r"-\d+$", "", variant)
+    percent = re.fullmatch(r".*-(\d+)", variant)
+    if percent and int(percent.group(1)) == round(100 * float(keep_ratio)):
+        return criterion
+    return variant
+
+
+def legend_order(labels) -> list[str]:
+    """Registered criteria first, in a fixed order, then other labels alphabetically.
+
+    >>> legend_order(["random", "GAP", "thinet"])
+    ['thinet', 'random', 'GAP']
+    """
+    known = list(CRITERION_COLOURS)
+    return sorted(set(labels), key=lambda s: (known.index(s) if s in known else len(known), s))
 
 
 def new_figure(n_rows: int, n_cols: int, panel_size: tuple[float, float] = (4.4, 3.4)) -> tuple[Figure, list[list]]:
