@@ -111,6 +111,8 @@ def test_table1_rows_mean_std_and_dedup_of_seeds():
 def test_table2_changes_and_reduction_factors():
     t = build_table("table2_criteria", {"metrics": synthetic_metrics()}, ReportContext("default"))
     assert len(t.data) == 3 * 2 + 3  # VGG criteria × rates, plus the ResNet rates
+    vgg = t.data[t.data["model"] == "vgg16_small"]
+    assert list(vgg["method"]) == [f"{c} r={r}" for r in (0.7, 0.5) for c in ("thinet", "weight_sum", "random")]
     d = t.data.set_index(["model", "method"])
     ws = d.loc[("vgg16_small", "weight_sum r=0.5")]
     # top-1 per seed 86, 88 against the unpruned mean 90.5 -> -4.5, -2.5

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from thinet.report.rows import base_rows, step_rows
 from thinet.report.context import ReportContext
-from thinet.report.style import LINESTYLE_OF_PHASE, UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title
+from thinet.report.style import LINESTYLE_OF_PHASE, UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title, zorder_of
 
 
 def layerwise_curves(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +50,8 @@ def figure4(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
                 line = line.sort_values("step")
                 colour = colour_of(series)
                 series_seen.setdefault(series, colour)
-                ax.plot(line["step"], line["mean"], LINESTYLE_OF_PHASE[phase], color=colour, marker="o", ms=3, lw=1.4)
+                ax.plot(line["step"], line["mean"], LINESTYLE_OF_PHASE[phase], color=colour, marker="o", ms=3, lw=1.4,
+                        zorder=zorder_of(series))
                 if (line["count"] > 1).any():
                     ax.fill_between(line["step"], line["min"], line["max"], color=colour, alpha=0.15, lw=0)
             if pd.notna(unpruned):

@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from thinet.report.rows import SUMMARY_PHASES
 from thinet.report.stats import mean_std_over_seeds
 from thinet.report.context import ReportContext
-from thinet.report.style import UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title
+from thinet.report.style import UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title, zorder_of
 from thinet.report.units import count_unit
 
 _AXES = (("flops", "FLOPs", "{}FLOPs"), ("params", "params", "{} parameters"))
@@ -46,7 +46,7 @@ def tradeoff(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
                 colour = colour_of(series)
                 seen.setdefault(series, colour)
                 ax.errorbar(line[f"{value}_mean"] / divisor, line["top1_mean"], yerr=line["top1_std"].fillna(0),
-                            color=colour, marker="o", ms=4, lw=1.4, capsize=3)
+                            color=colour, marker="o", ms=4, lw=1.4, capsize=3, zorder=zorder_of(series))
             base = exp_points[exp_points["phase"].eq("base")]
             if len(base):
                 ax.plot(base[f"{value}_mean"] / divisor, base["top1_mean"], "*", color=UNPRUNED_COLOUR, ms=12)

@@ -13,6 +13,8 @@ import pandas as pd
 
 # ThiNet's own criterion: the rows that are "ThiNet variants" in Tables 1 and 3.
 THINET_CRITERION = "thinet"
+# The order criteria are listed in (tables, legends): ThiNet first, then the baselines.
+CRITERION_ORDER = ("thinet", "thinet_nols", "weight_sum", "apoz", "taylor", "random")
 SUMMARY_PHASES = ("base", "final")
 STEP_PHASES = ("pruned", "finetuned")
 
@@ -64,3 +66,29 @@ def transfer_rows(frame: pd.DataFrame, transfer: frozenset[str] | None = None) -
 def step_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-layer rows (after pruning a layer, and after its fine-tuning): Figure 4."""
     return frame[frame["phase"].isin(STEP_PHASES) & frame["criterion"].ne("")]
+
+
+def criterion_rank(criterion: str) -> int:
+    """Position of a criterion in CRITERION_ORDER; unknown (plugin) criteria come after the known ones."""
+    return CRITERION_ORDER.index(criterion) if criterion in CRITERION_ORDER else len(CRITERION_ORDER)
+
+
+def sort_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment (file order; "" — unpruned rows shared by experiments — first): the unpruned rows,
+    then by decreasing kept fraction, then criterion.
+
+    >>> df = pd.DataFrame({"experiment": ["e"] * 3, "phase": ["final", "final", "base"],
+    ...                    "keep_ratio": [0.3, 0.7, 1.0], "criterion": ["thinet", "random", ""]})
+    >>> list(sort_summary(df)["keep_ratio"])
+    [1.0, 0.7, 0.3]
+    """
+    experiments = {e: i for i, e in enumerate(dict.fromkeys(summary["experiment"]))}
+    experiments[""] = -1
+    key = pd.DataFrame({
+        "experiment": summary["experiment"].map(experiments),
+        "base": summary["phase"].ne("base").astype(int) if "phase" in summary else 1,
+        "rate": -pd.to_numeric(summary["keep_ratio"]),
+        "criterion": summary["criterion"].map(criterion_rank),
+    }, index=summary.index)
+    order = key.sort_values(list(key.columns), kind="stable").index
+    return summary.loc[order].reset_index(drop=True)

@@ -18,6 +18,7 @@ import textwrap
 from matplotlib.figure import Figure
 
 from thinet.report.atomic import atomic_path
+from thinet.report.rows import criterion_rank
 
 FIGURE_FORMATS = ("png", "pdf")
 # Fixed colours for the registered criteria, so a criterion looks the same in every figure and config.
@@ -42,6 +43,11 @@ def colour_of(label: str) -> str:
     return _SPARE_COLOURS[digest % len(_SPARE_COLOURS)]
 
 
+def zorder_of(label: str) -> float:
+    """ThiNet drawn on top, then the baselines in CRITERION_ORDER, so coinciding lines hide the baselines."""
+    return 3.0 + 0.1 * (10 - criterion_rank(label))
+
+
 def series_label(variant: str, criterion: str, keep_ratio: float) -> str:
     """The line a row belongs to: its criterion for chains labelled by their rate ('thinet r=0.5', or
     'ThiNet-70' at r = 0.7), else the variant label ('ThiNet-GAP', 'Train from scratch')."""
@@ -61,8 +67,7 @@ def legend_order(labels) -> list[str]:
     >>> legend_order(["random", "GAP", "thinet"])
     ['thinet', 'random', 'GAP']
     """
-    known = list(CRITERION_COLOURS)
-    return sorted(set(labels), key=lambda s: (known.index(s) if s in known else len(known), s))
+    return sorted(set(labels), key=lambda s: (criterion_rank(s), s))
 
 
 def new_figure(n_rows: int, n_cols: int, panel_size: tuple[float, float] = (4.4, 3.4)) -> tuple[Figure, list[list]]:

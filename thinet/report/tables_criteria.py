@@ -10,7 +10,7 @@ import pandas as pd
 
 from thinet.report import paper_values as pv
 from thinet.report.context import ReportContext
-from thinet.report.rows import base_rows, criteria_rows
+from thinet.report.rows import base_rows, criteria_rows, sort_summary
 from thinet.report.stats import format_value, mean_std_over_seeds
 from thinet.report.table import Table
 from thinet.report.tables_common import PAPER_SOURCE, mean_std_cells, paper_lookup, setting_text
@@ -52,8 +52,8 @@ def summarize_criteria(metrics: pd.DataFrame, transfer: frozenset[str] | None = 
         merged[f"d_{value}"] = pd.to_numeric(merged[value]) - merged[f"base_{value}"]
     merged["params_reduction"] = merged["base_params"] / pd.to_numeric(merged["params"])
     merged["flops_reduction"] = merged["base_flops"] / pd.to_numeric(merged["flops"])
-    summary = mean_std_over_seeds(merged, KEYS, ["d_top1", "d_top5", "params_reduction", "flops_reduction",
-                                                 "base_top1", "base_top5"])
+    summary = sort_summary(mean_std_over_seeds(merged, KEYS, ["d_top1", "d_top5", "params_reduction",
+                                                              "flops_reduction", "base_top1", "base_top5"]))
     summary = summary.rename(columns={
         "variant": "method", "params_reduction_mean": "params_reduction", "flops_reduction_mean": "flops_reduction",
         "base_top1_mean": "base_top1", "base_top5_mean": "base_top5",

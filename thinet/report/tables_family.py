@@ -6,13 +6,13 @@ batch 32, from the `base` and `final` rows of metrics.csv. In the paper's settin
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
 from thinet.report import paper_values as pv
 from thinet.report.context import ReportContext
-from thinet.report.rows import THINET_CRITERION, family_rows
+from thinet.report.rows import THINET_CRITERION, family_rows, sort_summary
 from thinet.report.stats import format_value, mean_std_over_seeds
 from thinet.report.table import Table
 from thinet.report.tables_common import (
@@ -25,13 +25,11 @@ PAPER_VALUE_KEYS = ("top1", "top5", "params_M", "flops_B", "forward_ms", "backwa
 
 
 def summarize_family(metrics: pd.DataFrame, family: str, transfer: frozenset[str] | None = None) -> pd.DataFrame:
-    """One row per variant of `family`: the unpruned model(s) first, then the pruned ones in file order."""
+    """One row per variant of `family`: the unpruned model(s) first, then the pruned ones by decreasing rate."""
     rows = family_rows(metrics, family, transfer).copy()
     # The same unpruned model may be logged once per experiment: it is one table row.
     rows.loc[rows["phase"].eq("base"), "experiment"] = ""
-    summary = mean_std_over_seeds(rows, KEYS, VALUES)
-    order = summary["phase"].ne("base").astype(int)
-    summary = summary.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+    summary = sort_summary(mean_std_over_seeds(rows, KEYS, VALUES))
     return summary.rename(columns={"params_mean": "params", "flops_mean": "flops", "variant": "method"}).drop(
         columns=["params_std", "flops_std"]
     )
@@ -39,7 +37,7 @@ def summarize_family(metrics: pd.DataFrame, family: str, transfer: frozenset[str
 
 def _family_table(
     metrics: pd.DataFrame, ctx: ReportContext, *, name: str, number: int, family: str, family_title: str,
-    paper: Mapping[str, Mapping[str, float | None]], paper_row_name,
+    paper: Mapping[str, Mapping[str, float | None]], paper_row_name: Callable[[pd.Series], str | None],
 ) -> Table:
     summary = summarize_family(metrics, family, ctx.transfer_experiments)
     table_key = f"table{number}"

@@ -10,7 +10,7 @@ import pandas as pd
 
 from thinet.report import paper_values as pv
 from thinet.report.context import ReportContext
-from thinet.report.rows import transfer_rows
+from thinet.report.rows import sort_summary, transfer_rows
 from thinet.report.stats import format_value, mean_std_over_seeds
 from thinet.report.table import Table
 from thinet.report.tables_common import PAPER_SOURCE, add_count_columns, mean_std_cells, setting_text
@@ -28,7 +28,8 @@ def _paper_values(row: pd.Series) -> tuple[str, dict]:
 
 def table4(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
     """Table 4: transfer strategies (fine-tuned VGG-16, FT & prune, from scratch, ThiNet-Conv/GAP/Tiny)."""
-    summary = mean_std_over_seeds(transfer_rows(metrics, ctx.transfer_experiments), KEYS, ["top1", "top5", "params", "flops"])
+    rows = transfer_rows(metrics, ctx.transfer_experiments)
+    summary = sort_summary(mean_std_over_seeds(rows, KEYS, ["top1", "top5", "params", "flops"]))
     summary = summary.rename(columns={"variant": "method", "params_mean": "params", "flops_mean": "flops"}).drop(
         columns=["params_std", "flops_std"])
     display = pd.DataFrame({"Dataset": summary["dataset"], "Strategy": summary["method"]})

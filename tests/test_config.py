@@ -1,0 +1,132 @@
+"""Config loading, validation and expansion into runs (thinet/config.py), without Snakemake."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from thinet.config import ConfigError, build_plan, deep_merge, load_config, read_yaml_files, validate_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config"
+CRITERIA = ["apoz", "random", "taylor", "thinet", "thinet_nols", "weight_sum"]
+
+
+@pytest.fixture(scope="module")
+def default_raw() -> dict:
+    return read_yaml_files([CONFIG / "default.yaml"])
+
+
+def check(raw: dict, tmp_path: Path | None = None) -> dict:
+    """load_config on an in-memory config (written to a file, as users give it)."""
+    path = (tmp_path or Path("/tmp")) / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config([path])
+
+
+def test_default_config_expands_to_the_documented_grid(default_raw):
+    cfg = load_config([CONFIG / "default.yaml"])
+    plan = build_plan(cfg)
+    chains = [plan.runs[r] for r in plan.of_kind("chain")]
+    vgg = [r for r in chains if r["experiment"] == "vgg_criteria"]
+    # every registered criterion at 0.7/0.5/0.3 (seed 0) plus 0.5 at seed 1
+    assert sorted({r["criterion"] for r in vgg}) == sorted(set(CRITERIA) | {r["criterion"] for r in vgg})
+    assert len(vgg) == 4 * len({r["criterion"] for r in vgg})
+    assert {(r["keep_ratio"], r["seed"]) for r in vgg} == {(0.7, 0), (0.5, 0), (0.3, 0), (0.5, 1)}
+    resnet = [r for r in chains if r["experiment"] == "resnet_thinet"]
+    assert [r["variant"] for r in resnet] == ["ThiNet-70", "ThiNet-50", "ThiNet-30"]
+    assert plan.compare_layer["layer"] == "conv1_1" and plan.compare_layer["keep_ratio"] == 0.4
+    assert set(plan.selections) == {"fashion_mnist-pc10-s0", "fashion_mnist-pc10-s1"}
+    assert cfg["data"]["batch_size"] == 64  # default filled by the schema
+
+
+@pytest.mark.parametrize("mutate, key, allowed", [
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"][1].update(criteria=["thinet", "l1_norm"]),
+     "experiments.vgg_criteria.variants[1].criteria[1]", "weight_sum"),
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"][1].update(keep_ratios=[1.5]),
+     "experiments.vgg_criteria.variants[1].keep_ratios[0]", "1"),
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"][1].update(keep_ratios=[0.0]),
+     "experiments.vgg_criteria.variants[1].keep_ratios[0]", "0"),
+    (lambda c: c["bases"]["vgg"].update(model="vgg19_tiny"), "bases.vgg.model", "vgg16_small"),
+    (lambda c: c["datasets"]["fashion_mnist"].update(root="/nonexistent/fmnist"), "datasets.fashion_mnist.root",
+     "/nonexistent/fmnist"),
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"][1].update(strategy="vgg19_conv"),
+     "experiments.vgg_criteria.variants[1].strategy", "vgg16_conv"),
+    (lambda c: c.update(bogus_key=1), "<top level>", "bogus_key"),
+    (lambda c: c["bases"]["vgg"]["train"].update(iterations=10), "bases.vgg.train", "epochs"),
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"].append({"kind": "gap", "from": "nowhere",
+                                                                    "train": {"iterations": 1}}),
+     "experiments.vgg_criteria.variants[3].from", "nowhere"),
+    (lambda c: c["experiments"]["vgg_criteria"]["variants"].append({"kind": "chain", "strategy": "vgg16_conv"}),
+     "experiments.vgg_criteria.variants[3]", "criteria"),
+])
+def test_bad_config_names_the_key(default_raw, tmp_path, mutate, key, allowed):
+    raw = copy.deepcopy(default_raw)
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        check(raw, tmp_path)
+    assert key in str(err.value) and allowed in str(err.value), str(err.value)
+
+
+def test_reference_to_a_multi_run_chain_is_refused(default_raw, tmp_path):
+    raw = copy.deepcopy(default_raw)
+    raw["experiments"]["vgg_criteria"]["variants"][1]["id"] = "grid"
+    raw["experiments"]["vgg_criteria"]["variants"].append({"kind": "gap", "from": "grid", "train": {"iterations": 1}})
+    with pytest.raises(ConfigError, match=r"variants\[3\]\.from.*'grid' expands to 18 runs"):
+        check(raw, tmp_path)
+
+
+def test_gap_and_scratch_inherit_the_source_chain(default_raw, tmp_path):
+    raw = copy.deepcopy(default_raw)
+    chain = raw["experiments"]["vgg_criteria"]["variants"][1]
+    chain.update(id="conv", criteria=["thinet"], keep_ratios=[0.5], seeds=[0], label="ThiNet-Conv")
+    raw["experiments"]["vgg_criteria"]["variants"] += [
+        {"kind": "gap", "id": "gap", "from": "conv", "label": "ThiNet-GAP", "train": {"iterations": 3, "lr": 0.01}},
+        {"kind": "scratch", "like": "conv", "train": {"iterations": 3, "lr": 0.01}}]
+    plan = build_plan(check(raw, tmp_path))
+    gap, scratch = plan.runs["vgg_criteria-gap"], plan.runs["vgg_criteria-scratch"]
+    assert gap["after"] == scratch["after"] == "vgg_criteria-conv"
+    assert (gap["variant"], gap["criterion"], gap["keep_ratio"]) == ("ThiNet-GAP", "thinet", 0.5)
+    assert (scratch["variant"], scratch["criterion"], scratch["keep_ratio"]) == ("Train from scratch", "", 0.5)
+
+
+def test_settings_hash_follows_the_settings(default_raw, tmp_path):
+    plan = build_plan(check(copy.deepcopy(default_raw), tmp_path))
+    raw = copy.deepcopy(default_raw)
+    chain = raw["experiments"]["vgg_criteria"]["variants"][1]
+    # a new mapping: the YAML anchor shares one finetune mapping between both VGG chain variants
+    chain["finetune"] = {**chain["finetune"], "per_layer": {"iterations": 31, "lr": 0.005}}
+    changed = build_plan(check(raw, tmp_path))
+    rid = "vgg_criteria-thinet-r0.5-s0"
+    assert changed.runs[rid]["hash"] != plan.runs[rid]["hash"]
+    # the seed-1 variant and the ResNet chains are untouched
+    for other in ("vgg_criteria-seed1-thinet-r0.5-s1", "resnet_thinet-thinet-r0.5-s0"):
+        assert changed.runs[other]["hash"] == plan.runs[other]["hash"]
+    # a change to the base model changes every chain that starts from it
+    raw = copy.deepcopy(default_raw)
+    raw["bases"]["vgg"]["seed"] = 7
+    assert build_plan(check(raw, tmp_path)).runs[rid]["hash"] != plan.runs[rid]["hash"]
+
+
+@pytest.mark.parametrize("paper, override", [("imagenet_vgg16", "ci/imagenet_vgg16"),
+                                             ("imagenet_resnet50", "ci/imagenet_resnet50"),
+                                             ("transfer", "ci/transfer")])
+def test_paper_configs_and_ci_overrides(paper, override):
+    raw = read_yaml_files([CONFIG / f"{paper}.yaml"])
+    validate_schema(raw)  # the real config is well-formed (its data is not here)
+    merged = load_config([CONFIG / f"{paper}.yaml", CONFIG / f"{override}.yaml"])
+    assert merged["name"] == f"ci_{paper}"
+    assert all("fixture" in ds for ds in merged["datasets"].values())
+    real, ci = build_plan(raw), build_plan(merged)
+    assert sorted(real.runs) == sorted(ci.runs)  # the CI run exercises the same DAG
+
+
+def test_deep_merge_replaces_lists_and_merges_mappings():
+    assert deep_merge({"a": [1, 2], "b": {"c": 1, "d": 2}}, {"a": [3], "b": {"d": 4}}) == {"a": [3], "b": {"c": 1, "d": 4}}
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config([tmp_path / "nope.yaml"])
