@@ -75,6 +75,11 @@ def build_transfer(spec: dict, data, args) -> nn.Module:
     return replace_last_linear(jobkit.load_model(spec["run"]["checkpoint"]), data.num_classes)
 
 
+def log_progress(tracker: Tracker, run_id: str, step: int, metrics: dict) -> None:
+    tracker.log_metrics(run_id, {f"train_{k}": v for k, v in metrics.items()}, step)
+    jobkit.log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+
 def main() -> None:
     parser = jobkit.job_parser(__doc__)
     parser.add_argument("--spec", required=True)
@@ -101,7 +106,7 @@ def main() -> None:
         jobkit.log.info("training %s (%s) for %s on %s", run["id"], run["kind"], schedule, device)
         history = train(model, loader, schedule, device=device, amp=spec["amp"], seed=run["seed"],
                         checkpoint_path=out_dir / f"train_state-{run['hash']}.pt",
-                        log=lambda step, m: tracker.log_metrics(run_id, {f"train_{k}": v for k, v in m.items()}, step),
+                        log=lambda step, m: log_progress(tracker, run_id, step, m),
                         desc=run["id"])
         if history:
             jobkit.log.info("last training record: %s", history[-1])

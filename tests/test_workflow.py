@@ -1,0 +1,110 @@
+"""The Snakemake workflow: dry-runs of every config list the expected jobs, a bad config stops
+before any job with a message naming the key, and the SLURM profile dry-runs.
+
+End-to-end runs (smoke config, idempotent rerun, paper configs on fixtures) are in
+workflow/scripts/ci_workflow.sh, run by .ci/run (too slow for the unit-test budget).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed beside this python")
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    return subprocess.run([str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
+                           *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry-run as {rule: count}."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def dry_run(workdir: Path, *configs: Path, extra: tuple[str, ...] = ()) -> dict[str, int]:
+    result = snakemake(workdir, "-n", "--configfile", *map(str, configs), *extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return job_counts(result.stdout + result.stderr)
+
+
+def touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
+def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
+    counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
+    # 6 criteria x 3 rates + 6 at seed 1 (VGG), 3 rates (ResNet); every chain and both bases evaluated
+    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 2, "base_model": 2, "prune_chain": 27,
+                "evaluate": 29, "compare_layer": 1, "aggregate_metrics": 1, "all": 1}
+    assert {k: counts.get(k) for k in expected} == expected
+    # the run settings are written while parsing, one file per run
+    assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == 31
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("imagenet_vgg16", {"prepare_data": 1, "selection_subset": 1, "base_model": 1, "prune_chain": 7,
+                        "finetune_variant": 3, "evaluate": 11, "aggregate_metrics": 1}),
+    ("imagenet_resnet50", {"prepare_data": 1, "selection_subset": 1, "base_model": 1, "prune_chain": 3,
+                           "evaluate": 4, "aggregate_metrics": 1}),
+    ("transfer", {"prepare_data": 2, "selection_subset": 2, "base_model": 2, "prune_chain": 2,
+                  "finetune_variant": 10, "evaluate": 14, "aggregate_metrics": 1}),
+])
+def test_paper_config_dry_run_lists_the_full_dag(tmp_path, name, expected):
+    # The real configs name data (and checkpoints) relative to the working directory: stand-ins suffice.
+    config = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    for ds in config["datasets"].values():
+        (tmp_path / ds["root"]).mkdir(parents=True)
+    for base in config["bases"].values():
+        if base.get("checkpoint"):
+            touch(tmp_path / base["checkpoint"])
+    for exp in config["experiments"].values():
+        for var in exp["variants"]:
+            if var.get("checkpoint"):
+                touch(tmp_path / var["checkpoint"])
+    counts = dry_run(tmp_path, ROOT / "config" / f"{name}.yaml")
+    assert {k: counts.get(k) for k in expected} == expected
+    assert "compare_layer" not in counts
+
+
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config["experiments"]["vgg_criteria"]["variants"][1]["keep_ratios"] = [0.5, 1.5]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(bad))
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert "keep_ratios" in text and "1.5" in text, text[-2000:]
+    assert not (tmp_path / "results").exists()  # nothing ran, nothing was written
+
+    config["experiments"]["vgg_criteria"]["variants"][1]["keep_ratios"] = [0.5]
+    config["experiments"]["vgg_criteria"]["variants"][1]["criteria"] = ["thinet", "l1"]
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(bad))
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "experiments.vgg_criteria.variants[1].criteria[1]" in text and "weight_sum" in text, text[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
+def test_slurm_profile_dry_run(tmp_path):
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    counts = dry_run(tmp_path, ROOT / "config" / "smoke.yaml", extra=("--profile", str(tmp_path / "profiles" / "slurm")))
+    assert counts["prune_chain"] == 13 and counts["base_model"] == 2
