@@ -130,3 +130,23 @@ def test_deep_merge_replaces_lists_and_merges_mappings():
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config([tmp_path / "nope.yaml"])
+
+
+def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_raw, tmp_path):
+    plugin = tmp_path / "cfg_l1_plugin.py"
+    plugin.write_text(
+        "import torch\n"
+        "from thinet.criteria import register_criterion\n\n"
+        "@register_criterion('cfg_l1_plugin')\n"
+        "def cfg_l1_plugin(ctx):\n"
+        "    scores = ctx.producer.weight.detach().abs().flatten(1).sum(1)\n"
+        "    return torch.sort(scores, descending=True, stable=True).indices[: ctx.n_keep]\n")
+    raw = copy.deepcopy(default_raw)
+    raw["experiments"]["vgg_criteria"]["variants"][1]["criteria"] = ["thinet", "cfg_l1_plugin"]
+    raw["criteria_modules"] = [str(plugin)]
+    plan = build_plan(check(raw, tmp_path))
+    assert "cfg_l1_plugin" in {plan.runs[r]["criterion"] for r in plan.of_kind("chain")}
+
+    raw["criteria_modules"] = [str(tmp_path / "missing_plugin.py")]
+    with pytest.raises(ConfigError, match="criteria_modules"):
+        check(raw, tmp_path)

@@ -135,12 +135,16 @@ def _describe(err) -> str:
 
 # ---------------------------------------------------------------- semantic checks
 
-def _registries() -> dict[str, list[str]]:
-    from thinet.criteria import available_criteria
+def _registries(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    from thinet.criteria import available_criteria, load_criterion_modules
     from thinet.data import available_datasets
     from thinet.models import available_models
     from thinet.strategies import available_strategies
 
+    try:  # criteria kept outside baselines/ register when their modules are imported
+        load_criterion_modules(config.get("criteria_modules") or [])
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(f"config key 'criteria_modules': {err}") from None
     return {"criterion": list(available_criteria()), "dataset": list(available_datasets()),
             "model": list(available_models()), "strategy": list(available_strategies())}
 
@@ -164,7 +168,7 @@ def criteria_of(value: str | list[str], key: str, allowed: list[str]) -> list[st
 
 def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None:
     """Semantic checks after the schema: names registered, data present, references resolve."""
-    known = _registries()
+    known = _registries(config)
     for name, ds in config["datasets"].items():
         _require("dataset", name, f"datasets.{name}", known["dataset"])
         if check_paths and "fixture" not in ds and not Path(ds["root"]).exists():
@@ -320,7 +324,7 @@ def build_plan(config: Mapping[str, Any], *, criteria: list[str] | None = None) 
     `hash`, a digest of every setting that shapes its model (the source's hash included).
     """
     if criteria is None:
-        criteria = _registries()["criterion"]
+        criteria = _registries(config)["criterion"]
     plan = Plan(name=config["name"])
     plan.runs.update(_base_runs(config))
     for exp, spec in config["experiments"].items():

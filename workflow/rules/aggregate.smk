@@ -2,6 +2,7 @@
 
 
 rule aggregate_metrics:
+    localrule: True
     input:
         evals=expand(f"{RESULTS}/eval/{{run}}.csv", run=PLAN.evaluated),
         steps=expand(f"{RESULTS}/chain/{{run}}/steps.csv", run=PLAN.of_kind("chain")),

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from thinet.config import ConfigError, build_plan, check_config
+from thinet.config import build_plan, check_config
 
 try:
     check_config(config)
@@ -15,11 +15,12 @@ RESULTS = f"results/{NAME}"
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 THREADS = config["threads"]
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
-MODEL_KINDS = ("base", "chain", "gap", "scratch", "transfer")
+
+GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them
 
 # More than one GPU per job: the job runs under torchrun, one process per GPU (rank 0 writes).
-if config["gpus"] > 1:
-    LAUNCH = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={config['gpus']}"
+if GPUS > 1:
+    LAUNCH = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={GPUS}"
 else:
     LAUNCH = sys.executable
 
@@ -53,10 +54,6 @@ def data_marker(dataset):
     return f"{RESULTS}/data/{dataset}.json"
 
 
-def runs_of_kind(kind):
-    return [rid for rid in PLAN.of_kind(kind)]
-
-
 def work_dir(run_id):
     """Per-layer checkpoints of a chain: not a Snakemake output, so never deleted by it."""
     run = PLAN.runs[run_id]
@@ -72,7 +69,8 @@ def job_spec(run_id):
     spec = {"config": NAME, "run": run, "source": PLAN.runs.get(run.get("after") or ""),
             "dataset": {"name": dataset, **config["datasets"][dataset]}, "data": config["data"],
             "selection": config["selection"], "device": config["device"], "amp": config["amp"],
-            "mlflow": mlflow_cfg, "output_dir": run_dir(run_id)}
+            "mlflow": mlflow_cfg, "output_dir": run_dir(run_id),
+            "criteria_modules": config["criteria_modules"]}
     if run["kind"] == "chain":
         spec["work_dir"] = work_dir(run_id)
     if run["kind"] == "base":

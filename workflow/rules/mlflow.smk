@@ -5,6 +5,7 @@
 
 
 rule mlflow_store:
+    localrule: True  # on a cluster: the store is created from the submit host
     output:
         MLFLOW_MARKER,
     params:

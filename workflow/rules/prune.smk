@@ -12,6 +12,8 @@ rule prune_chain:
         steps=f"{RESULTS}/chain/{{run}}/steps.csv",
         run_json=f"{RESULTS}/chain/{{run}}/run.json",
     threads: THREADS
+    resources:
+        gpu=GPUS,
     log:
         f"{RESULTS}/logs/chain/{{run}}.log",
     shell:

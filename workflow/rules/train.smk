@@ -21,6 +21,8 @@ rule base_model:
         model=f"{RESULTS}/base/{{run}}/model.pt",
         run_json=f"{RESULTS}/base/{{run}}/run.json",
     threads: THREADS
+    resources:
+        gpu=GPUS,
     log:
         f"{RESULTS}/logs/base/{{run}}.log",
     shell:
@@ -37,6 +39,8 @@ rule finetune_variant:
     wildcard_constraints:
         kind="gap|scratch|transfer",
     threads: THREADS
+    resources:
+        gpu=GPUS,
     log:
         f"{RESULTS}/logs/{{kind}}/{{run}}.log",
     params:

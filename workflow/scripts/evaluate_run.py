@@ -53,6 +53,8 @@ def main() -> None:
         tracker.end_run(run_id)
     row["mlflow_run_id"] = run_id
     jobkit.write_rows([row], args.out)
+    if run_id:
+        tracker.log_artifact(run_id, args.out, "metrics")
     write_sidecar(Path(args.out).with_suffix(".json"), run_id, run=run["id"], output=str(args.out), row=row)
 
 

@@ -20,6 +20,7 @@ import jobkit
 from thinet import distributed
 from thinet.checkpoint import atomic_write_json
 from thinet.counting import count_flops, count_params
+from thinet.criteria import load_criterion_modules
 from thinet.evaluation import evaluate
 from thinet.models import input_size_of
 from thinet.pipeline import FinetunePlan, prune_chain
@@ -110,6 +111,7 @@ def main() -> None:
     jobkit.start_job(args)
     spec = jobkit.load_spec(args.spec)
     run = spec["run"]
+    load_criterion_modules(spec.get("criteria_modules", []))
     seed_everything(run["seed"])
     info = distributed.dist_info()
     device = distributed.setup(info, jobkit.resolve_device(spec["device"]))
@@ -134,6 +136,8 @@ def main() -> None:
     if info.is_main:
         out_dir = Path(args.out).parent
         jobkit.write_rows(step_rows(spec, workdir, len(steps), jobkit.device_label(device)), out_dir / "steps.csv")
+        if parent:
+            tracker.log_artifact(parent, out_dir / "steps.csv", "metrics")
         jobkit.save_model(model, args.out)
         write_sidecar(out_dir / "run.json", parent, run=run["id"], output=str(args.out), work_dir=str(workdir))
     tracker.end_run(parent)
