@@ -106,3 +106,16 @@ def test_bad_input_is_refused_before_the_model_changes(tmp_path):
         _run(tmp_path / "c", model=model, steps=[PruneStep(LayerPair("conv9", "2"), 0.5)])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not (tmp_path / "a").exists()
+
+
+def test_too_few_selection_samples_fail_before_the_first_layer(tmp_path):
+    # 16 images x 1 sample = 16 samples; fine for the 8-channel layers, so widen one layer to 32
+    model = _model()
+    model[4] = nn.Conv2d(8, 32, 3, padding=1)
+    model[8] = nn.Linear(32, 3)
+    x, batches = _data()
+    with pytest.raises(PruningError, match=r"layer '4'.*16 samples for 32 channels"):
+        prune_chain(model, STEPS, criterion="thinet", selection_batches=x[:16], finetune=PLAN,
+                    train_loader=batches, workdir=tmp_path, seed=0, device="cpu", example_inputs=x[:2],
+                    samples_per_image=1, progress=False)
+    assert model[0].out_channels == 8 and not (tmp_path / "chain.json").exists()  # nothing pruned or written

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from thinet.criteria_context import CriterionContext
 from thinet.criteria_registry import register_criterion
-from thinet.types import Selection
+from thinet.types import PruningError, Selection
+
+
+def needs_samples(num_images: int, samples_per_image: int, num_channels: int, layer: str) -> None:
+    """Pre-flight check run by the pipeline before any layer is pruned: Eq. 6 needs m >= C samples."""
+    if num_images * samples_per_image < num_channels:
+        raise PruningError(
+            f"layer {layer!r}: {num_images} selection images x {samples_per_image} samples per image = "
+            f"{num_images * samples_per_image} samples for {num_channels} channels; ThiNet needs at least as "
+            f"many samples as channels (raise the images per class or the samples per image)")
 
 
 def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
@@ -26,7 +35,13 @@ def thinet(ctx: CriterionContext) -> Selection:
     return _thinet(ctx, least_squares=True)
 
 
+thinet.precheck = needs_samples  # type: ignore[attr-defined]
+
+
 @register_criterion("thinet_nols")
 def thinet_nols(ctx: CriterionContext) -> Selection:
     """Algorithm 1 without the least-squares rescaling ("ThiNet w/o w-hat")."""
     return _thinet(ctx, least_squares=False)
+
+
+thinet_nols.precheck = needs_samples  # type: ignore[attr-defined]

@@ -73,8 +73,16 @@ class FinetunePlan:
         return [("per_layer", self.per_layer)]
 
 
+def _count_images(batches: Any) -> int | None:
+    """Images behind the selection batches, when knowable without iterating them."""
+    if isinstance(batches, torch.Tensor):
+        return int(batches.shape[0])
+    dataset = getattr(batches, "dataset", None)
+    return len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+
+
 def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
-              example_inputs: Any) -> None:
+              example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> None:
     from thinet.criteria import get_criterion
     from thinet.surgery import build_graph, check_pair
 
@@ -84,7 +92,10 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         raise PruningError("prune_chain: fine-tuning (a FinetunePlan) needs a train_loader")
     if not steps:
         raise PruningError("the pruning chain has no steps")
-    get_criterion(criterion)
+    # A criterion may carry `precheck(num_images, samples_per_image, num_channels, layer)`,
+    # so that a chain fails before its first layer rather than halfway through.
+    precheck = getattr(get_criterion(criterion), "precheck", None)
+    num_images = _count_images(selection_batches)
     graph = build_graph(model, example_inputs)
     for index, step in enumerate(steps):
         if not isinstance(step, PruneStep):
@@ -93,6 +104,11 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
             raise PruningError(f"step {index} ({step.pair.producer!r}): keep_ratio {ratio!r} must be in (0, 1]")
         check_pair(model, step.pair, example_inputs, graph=graph)
+        if precheck is not None and num_images is not None:
+            modules = dict(model.named_modules())
+            producer = modules[step.pair.producer]
+            channels = getattr(producer, "out_channels", None) or getattr(producer, "out_features")
+            precheck(num_images, samples_per_image, channels, step.pair.producer)
 
 
 def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
@@ -147,7 +163,7 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     model = model.to(device)
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = example_inputs.to(device)
-    _validate(model, steps, criterion, finetune, train_loader, example_inputs)
+    _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches, samples_per_image)
     workdir = Path(workdir)
     info = distributed.dist_info()
     if info.is_main:
