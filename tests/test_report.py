@@ -264,7 +264,7 @@ def test_layerwise_curves_band_is_min_max_over_seeds():
                  & (curves["step"] == 1)].iloc[0]
     # 80 + 5 + 3 + seed - 1 - 5 for seeds 0, 1
     assert (one["min"], one["max"], one["mean"]) == (82.0, 83.0, 82.5)
-    assert one["layer"] == "features.3"
+    assert one["layer"] == "conv1_2"  # vgg16_small's features.3, named as in the paper
 
 
 # ---------------------------------------------------------------- which outputs, and the Snakemake rules

@@ -6,7 +6,10 @@ solid: after that layer's fine-tuning. The dotted grey line is the unpruned mode
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -15,12 +18,37 @@ from thinet.report.context import ReportContext
 from thinet.report.style import LINESTYLE_OF_PHASE, UNPRUNED_COLOUR, colour_of, legend_order, new_figure, series_label, set_title, zorder_of
 
 
+@lru_cache(maxsize=None)
+def paper_layer_names(model_name: str) -> dict[str, str]:
+    """Module name -> the paper's conv name (conv1_1 ...) for a VGG-style model; {} for any other.
+
+    The model is built on the meta device: only its structure is read.
+
+    >>> paper_layer_names("vgg16_small")["features.3"]
+    'conv1_2'
+    >>> paper_layer_names("resnet_small")
+    {}
+    """
+    from thinet.models import create_model, vgg_conv_names
+
+    try:
+        with torch.device("meta"):
+            model = create_model(model_name)
+        if not isinstance(getattr(model, "features", None), torch.nn.Sequential):
+            return {}  # conv1_1-style names only mean something for VGG-style models
+        return {module: paper for paper, module in vgg_conv_names(model).items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def layerwise_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, rate, series, phase, step): mean, min and max top-1 over seeds, and the layer name."""
     rows = step_rows(metrics).copy()
     rows["series"] = [series_label(v, c, r) for v, c, r in zip(rows["variant"], rows["criterion"], rows["keep_ratio"])]
     rows["top1"] = pd.to_numeric(rows["top1"])
     rows["step"] = pd.to_numeric(rows["step"]).astype(int)
+    # the paper's names (conv1_1 ...) on the axis where the model is VGG-style
+    rows["layer"] = [paper_layer_names(str(m)).get(str(layer), layer) for m, layer in zip(rows["model"], rows["layer"])]
     keys = ["experiment", "keep_ratio", "series", "criterion", "phase", "step", "layer"]
     per_seed = rows.drop_duplicates([*keys, "seed"])
     return per_seed.groupby(keys, sort=False)["top1"].agg(["mean", "min", "max", "count"]).reset_index()
