@@ -37,8 +37,8 @@ def paper_layer_names(model_name: str) -> dict[str, str]:
         if not isinstance(getattr(model, "features", None), torch.nn.Sequential):
             return {}  # conv1_1-style names only mean something for VGG-style models
         return {module: paper for paper, module in vgg_conv_names(model).items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, NotImplementedError):
+        return {}  # an unknown or unbuildable model keeps its module names on the axis
 
 
 def layerwise_curves(metrics: pd.DataFrame) -> pd.DataFrame:
