@@ -12,45 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-
-def _file_mode() -> int:
-    """Mode a plainly created file would get (mkstemp's 0600 is for secrets, not results)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from thinet.atomic import atomic_path, write_text_atomic
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save(obj, path)`, atomically."""
-    _atomic_write(path, lambda handle: torch.save(obj, handle), "wb")
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write `obj` as indented JSON, atomically."""
-    _atomic_write(path, lambda handle: handle.write(json.dumps(obj, indent=2, sort_keys=True) + "\n"), "w")
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

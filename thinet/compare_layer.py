@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from thinet.criteria import CriterionContext, available_criteria, get_criterion, load_criterion_modules, run_criterion
-from thinet.report.atomic import write_text_atomic
+from thinet.atomic import write_text_atomic
 from thinet.report.paper_values import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING
 from thinet.report.schema import COMPARE_LAYER_COLUMNS
 from thinet.types import LayerPair, PruningError

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from thinet.compare_layer import compare_markdown, run_compare_layer, write_compare_csv
-    from thinet.report.atomic import write_text_atomic
+    from thinet.atomic import write_text_atomic
 
     if args.checkpoint is None:
         print(f"thinet compare-layer: warning: no --checkpoint; {args.model} is untrained, so its accuracies "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.data._io import atomic_write_text
+from thinet.atomic import write_text_atomic
 from thinet.data.base import check_expected_count
 from thinet.data.fixtures import write_jpegs
 from thinet.data.image_files import ImageFileDataset, parse_int, read_index, require_file
@@ -64,7 +64,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
         "image_class_labels.txt": [f"{i + 1} {c + 1}" for i, (c, _) in enumerate(entries)],
     }
     for name, rows in lines.items():
-        atomic_write_text(root / name, "\n".join(rows) + "\n")
+        write_text_atomic(root / name, "\n".join(rows) + "\n")
 
 
 @register_dataset("cub200", fixture=_write_fixture)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from thinet.data._io import atomic_write_bytes, atomic_write_text
+from thinet.atomic import write_bytes_atomic, write_text_atomic
 from thinet.data.base import FIXTURE_MARKER
 from thinet.data.registry import get_entry
 from thinet.data.synthetic import class_templates, render
@@ -40,7 +40,7 @@ def make_fixture(name: str, root: str | Path, *, classes: int | None = None, per
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     entry.write_fixture(root, classes, per_class, np.random.default_rng(seed), image_size)
-    atomic_write_text(root / FIXTURE_MARKER, f"{name} fixture: classes={classes} per_class={per_class} seed={seed}\n")
+    write_text_atomic(root / FIXTURE_MARKER, f"{name} fixture: classes={classes} per_class={per_class} seed={seed}\n")
     return root
 
 
@@ -57,4 +57,4 @@ def write_jpegs(rng: np.random.Generator, paths: list[Path], labels: list[int], 
             image = image.convert("L")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=90)
-        atomic_write_bytes(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.data._io import atomic_write_bytes
+from thinet.atomic import write_bytes_atomic
 
 _UBYTE = 0x08
 
@@ -44,4 +44,4 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     raw = header + array.tobytes()
     # mtime=0 keeps gzip output byte-identical for the same array.
     data = gzip.compress(raw, mtime=0) if Path(path).suffix == ".gz" else raw
-    atomic_write_bytes(Path(path), data)
+    write_bytes_atomic(Path(path), data)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.data._io import atomic_write_text
+from thinet.atomic import write_text_atomic
 from thinet.data.base import check_expected_count
 from thinet.data.fixtures import write_jpegs
 from thinet.data.image_files import ImageFileDataset, read_index, require_file
@@ -45,7 +45,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
     write_jpegs(rng, [root / "Images" / r for r in relative], [c for c, _ in entries], classes, image_size)
     for split, index in INDEX_FILES.items():
         chosen = [r for r, (_, k) in zip(relative, entries) if (k < per_class) == (split == "train") and k < 2 * per_class]
-        atomic_write_text(root / index, "\n".join(chosen) + "\n")
+        write_text_atomic(root / index, "\n".join(chosen) + "\n")
 
 
 @register_dataset("indoor67", fixture=_write_fixture)

@@ -17,7 +17,7 @@ import textwrap
 
 from matplotlib.figure import Figure
 
-from thinet.report.atomic import atomic_path
+from thinet.atomic import atomic_path
 from thinet.report.rows import criterion_rank
 
 FIGURE_FORMATS = ("png", "pdf")

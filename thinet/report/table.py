@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from thinet.report.atomic import atomic_path, write_text_atomic
+from thinet.atomic import atomic_path, write_text_atomic
 
 TABLE_FORMATS = ("csv", "md", "html")
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from thinet.atomic import write_text_atomic
 from thinet.checkpoint import atomic_save, load_checkpoint
 from thinet.distributed import dist_info
 
@@ -153,12 +154,4 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> No
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in METRICS_COLUMNS})
-    write_text(buffer.getvalue(), path)
-
-
-def write_text(text: str, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, buffer.getvalue())
