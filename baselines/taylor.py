@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines._ranking import keep_largest
-from thinet.criteria import CriterionContext, register_criterion
-from thinet.criteria_context import as_channels, consumer_input_hook, eval_mode
+from thinet.criteria import CriterionContext, as_channels, consumer_input_hook, eval_mode, register_criterion
 from thinet.types import PruningError
 
 

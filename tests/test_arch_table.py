@@ -5,10 +5,10 @@ import csv
 
 import pytest
 
-import thinet.arch_table as arch_table_module
-from thinet.arch_table import RECIPES, arch_table, build_recipe
+import thinet.experiment as arch_table_module
+from thinet.experiment import RECIPES, arch_table, build_recipe
 from thinet.cli import main
-from thinet.counting import count_flops, count_params
+from thinet.runtime import count_flops, count_params
 
 ROWS = ["VGG-16", "ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny", "ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30"]
 

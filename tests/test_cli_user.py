@@ -84,7 +84,7 @@ def test_eval_needs_a_model_or_checkpoint(fmnist, capsys):
 
 
 def test_bench_train_reports_both_throughputs_and_their_ratio(capsys, tmp_path):
-    from thinet.bench_train import run
+    from thinet.cli.bench import run_train as run
 
     args = SimpleNamespace(device="cpu", seed=0, repeats=1, train_steps=1, train_batch_size=4,
                            train_json=str(tmp_path / "bench.json"))

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from thinet.cli import main
-from thinet.compare_layer import compare_layer, compare_markdown, resolve_pair
+from thinet.experiment import compare_layer, compare_markdown, resolve_pair
 from thinet.criteria import available_criteria
-from thinet.evaluation import evaluate
+from thinet.runtime import evaluate
 from thinet.models import create_model
-from thinet.report.schema import COMPARE_LAYER_COLUMNS, read_compare_layer
+from thinet.report import COMPARE_LAYER_COLUMNS, read_compare_layer
 from thinet.types import LayerPair, PruningError
 
 

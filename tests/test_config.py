@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thinet.config import ConfigError, build_plan, deep_merge, load_config, read_yaml_files, validate_schema
+from thinet.experiment import ConfigError, build_plan, deep_merge, load_config, read_yaml_files, validate_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CRITERIA = ["apoz", "random", "taylor", "thinet", "thinet_nols", "weight_sum"]
 
 
@@ -23,11 +24,11 @@ def check(raw: dict, tmp_path: Path | None = None) -> dict:
     """load_config on an in-memory config (written to a file, as users give it)."""
     path = (tmp_path or Path("/tmp")) / "cfg.yaml"
     path.write_text(yaml.safe_dump(raw))
-    return load_config([path])
+    return load_config([path], SCHEMA)
 
 
 def test_default_config_expands_to_the_documented_grid(default_raw):
-    cfg = load_config([CONFIG / "default.yaml"])
+    cfg = load_config([CONFIG / "default.yaml"], SCHEMA)
     plan = build_plan(cfg)
     chains = [plan.runs[r] for r in plan.of_kind("chain")]
     vgg = [r for r in chains if r["experiment"] == "vgg_criteria"]
@@ -115,8 +116,8 @@ def test_settings_hash_follows_the_settings(default_raw, tmp_path):
                                              ("transfer", "ci/transfer")])
 def test_paper_configs_and_ci_overrides(paper, override):
     raw = read_yaml_files([CONFIG / f"{paper}.yaml"])
-    validate_schema(raw)  # the real config is well-formed (its data is not here)
-    merged = load_config([CONFIG / f"{paper}.yaml", CONFIG / f"{override}.yaml"])
+    validate_schema(raw, SCHEMA)  # the real config is well-formed (its data is not here)
+    merged = load_config([CONFIG / f"{paper}.yaml", CONFIG / f"{override}.yaml"], SCHEMA)
     assert merged["name"] == f"ci_{paper}"
     assert all("fixture" in ds for ds in merged["datasets"].values())
     real, ci = build_plan(raw), build_plan(merged)
@@ -129,7 +130,7 @@ def test_deep_merge_replaces_lists_and_merges_mappings():
 
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
-        load_config([tmp_path / "nope.yaml"])
+        load_config([tmp_path / "nope.yaml"], SCHEMA)
 
 
 def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_raw, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-import thinet.counting
-from thinet.counting import count_flops, count_params
+import thinet.runtime._counting as counting_module
+from thinet.runtime import count_flops, count_params
 from thinet.models import create_model
 
 
@@ -100,5 +100,5 @@ def test_small_models_are_cheap():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(thinet.counting)
+    result = doctest.testmod(counting_module)
     assert result.failed == 0 and result.attempted > 0

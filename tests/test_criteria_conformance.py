@@ -11,9 +11,12 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck
 
 import thinet.criteria as criteria
-from thinet.criteria import CriterionContext, available_criteria, get_criterion, load_criterion_modules, run_criterion
-from thinet.criteria_conformance import CriterionConformanceError, check_criterion
-from thinet.criteria_registry import registered
+import thinet.criteria._lookup as criteria_lookup  # its lazy-loading flag, reset by the entry-point tests
+from thinet.criteria import (
+    CriterionConformanceError, CriterionContext, available_criteria, check_criterion, get_criterion,
+    load_criterion_modules, run_criterion,
+)
+from thinet.criteria._registry import registered  # the raw table, to restore it after a test
 from thinet.types import LayerPair, PruneStep, PruningError, Selection, num_kept
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -223,7 +226,7 @@ def test_entry_points_register_modules_and_functions(tmp_path: Path, monkeypatch
         "toy_ep_fn": "import torch\n\ndef first_channels(ctx):\n    return torch.arange(ctx.n_keep)\n",
     })
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(criteria, "_loaded", False)  # the registry loads plugins lazily, once
+    monkeypatch.setattr(criteria_lookup, "_loaded", False)  # the registry loads plugins lazily, once
     names = available_criteria()
     assert {"toy_ep_module", "toy_ep_function", "thinet", "apoz"} <= set(names)
     for name in ("toy_ep_module", "toy_ep_function"):
@@ -234,7 +237,7 @@ def test_entry_points_register_modules_and_functions(tmp_path: Path, monkeypatch
 def test_broken_entry_point_is_named(tmp_path: Path, monkeypatch, clean_registry) -> None:
     _install_dist(tmp_path, "toy_broken = toy_missing_module_xyz\n", {})
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(criteria, "_loaded", False)
+    monkeypatch.setattr(criteria_lookup, "_loaded", False)
     with pytest.raises(PruningError, match="entry point 'toy_broken' = 'toy_missing_module_xyz'"):
         available_criteria()
 

@@ -14,9 +14,8 @@ import torch
 
 from thinet.cli import main as cli_main
 from thinet.data import (DatasetSizeWarning, available_datasets, get_dataset, make_fixture, selection_subset)
-from thinet.data import fashion_mnist
-from thinet.data.base import FIXTURE_MARKER
-from thinet.data.idx import read_idx, write_idx
+from thinet.data import FIXTURE_MARKER, fashion_mnist
+from thinet.data._idx import read_idx, write_idx
 
 IMAGE_SETS = ["imagenet", "cub200", "indoor67"]
 SIDE = 24  # tiny crops keep decoding + resizing cheap

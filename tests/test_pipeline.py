@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from thinet.chain_state import step_path
+from thinet.runtime import step_path
 from thinet.pipeline import FinetunePlan, prune_chain
 from thinet.types import LayerPair, PruneStep, PruningError
 

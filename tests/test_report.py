@@ -17,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from thinet.report import ReportContext, build_table, read_metrics, report_plan, write_figures, write_tables
-from thinet.report import paper_values as pv
-from thinet.report.schema import COMPARE_LAYER_COLUMNS, METRICS_COLUMNS
+from thinet.report import (
+    COMPARE_LAYER_COLUMNS, METRICS_COLUMNS, ReportContext, build_table, read_metrics,
+    report_plan, write_figures, write_tables,
+)
+from thinet.report import _paper_values as pv
 
 REPO = Path(__file__).resolve().parent.parent
 CRIT_OFFSET = {"thinet": 3.0, "weight_sum": 1.0, "random": 0.0}
@@ -257,7 +259,7 @@ def test_figures_written_as_png_and_pdf(tmp_path):
 
 
 def test_layerwise_curves_band_is_min_max_over_seeds():
-    from thinet.report.figures_layerwise import layerwise_curves
+    from thinet.report.figures.fig4_layerwise import layerwise_curves
 
     curves = layerwise_curves(synthetic_metrics())
     one = curves[(curves["series"] == "thinet") & (curves["keep_ratio"] == 0.5) & (curves["phase"] == "pruned")

@@ -5,9 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-import thinet.sampling_consumers as consumers
-from thinet.sampling import collect_gram, collect_samples, iter_batches
-from thinet.sampling_consumers import make_consumer
+import thinet.sampling._consumers as consumers
+from thinet.sampling import collect_gram, collect_samples, iter_batches, make_consumer
 from thinet.types import LayerPair, PruningError
 
 CONV_CASES = {

@@ -8,10 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from thinet.evaluation import evaluate
-from thinet.schedule import Schedule
-from thinet.timing import time_forward_backward
-from thinet.training import train
+from thinet.runtime import Schedule, evaluate, time_forward_backward, train
 
 
 def _blobs(seed: int = 0, n: int = 96) -> TensorDataset:

@@ -1,6 +1,11 @@
 """ThiNet: filter-level pruning guided by the next layer's statistics (Luo et al., ICCV 2017).
 
-The public API is flat and imported lazily, so `import thinet` stays cheap:
+The package is built in floors, and nothing imports upward: `types` at the bottom; `models`,
+`data` and `runtime` (training, evaluation, counting, checkpoints); the engine (`selection`,
+`sampling`, `surgery`, `strategies`, `criteria`, `pipeline`); the experiment layer (`report`,
+`experiment`); the `cli` on top. Each folder's public face is its `__init__`.
+
+The public API below is flat and imported lazily, so `import thinet` stays cheap:
 
 >>> import torch, thinet
 >>> x_hat = torch.randn(1000, 16)
@@ -32,8 +37,8 @@ _API = {
     "get_strategy": "thinet.strategies",
     "available_strategies": "thinet.strategies",
     "find_prunable_pairs": "thinet.strategies",
-    "count_params": "thinet.counting",
-    "count_flops": "thinet.counting",
+    "count_params": "thinet.runtime",
+    "count_flops": "thinet.runtime",
     "create_model": "thinet.models",
     "available_models": "thinet.models",
     "get_dataset": "thinet.data",
@@ -43,10 +48,10 @@ _API = {
     "register_criterion": "thinet.criteria",
     "run_criterion": "thinet.criteria",
     "CriterionContext": "thinet.criteria",
-    "Schedule": "thinet.schedule",
-    "train": "thinet.training",
-    "evaluate": "thinet.evaluation",
-    "time_forward_backward": "thinet.timing",
+    "Schedule": "thinet.runtime",
+    "train": "thinet.runtime",
+    "evaluate": "thinet.runtime",
+    "time_forward_backward": "thinet.runtime",
     "FinetunePlan": "thinet.pipeline",
     "prune_chain": "thinet.pipeline",
     "to_gap": "thinet.strategies",

@@ -25,13 +25,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from thinet import distributed
-from thinet.chain_state import check_or_write_manifest, finetune_path, latest_step, step_path
-from thinet.checkpoint import atomic_save
-from thinet.schedule import Schedule
-from thinet.seeding import derive_seed
-from thinet.training import LogFn, train
-from thinet.types import PruneStep, PruningError, Selection
+from thinet.models import find_layer, out_channels_of
+from thinet.runtime import (
+    DistInfo, LogFn, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
+    finetune_path, latest_step, step_path, train,
+)
+from thinet.types import PruneStep, PruningError, Selection, check_keep_ratio
 
 EvaluateFn = Callable[[nn.Module, str, int], Mapping[str, float] | None]
 
@@ -100,14 +99,10 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
     for index, step in enumerate(steps):
         if not isinstance(step, PruneStep):
             raise PruningError(f"step {index} must be a PruneStep, got {step!r}")
-        ratio = step.keep_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-            raise PruningError(f"step {index} ({step.pair.producer!r}): keep_ratio {ratio!r} must be in (0, 1]")
+        check_keep_ratio(step.keep_ratio, f"layer {step.pair.producer!r} (step {index})")
         check_pair(model, step.pair, example_inputs, graph=graph)
         if precheck is not None and num_images is not None:
-            modules = dict(model.named_modules())
-            producer = modules[step.pair.producer]
-            channels = getattr(producer, "out_channels", None) or getattr(producer, "out_features")
+            channels = out_channels_of(find_layer(model, step.pair.producer, "producer"), step.pair.producer)
             precheck(num_images, samples_per_image, channels, step.pair.producer)
 
 
@@ -125,7 +120,7 @@ def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | N
 
 def _select(model: nn.Module, step: PruneStep, index: int, criterion: str, batches: Iterable, seed: int,
             samples_per_image: int, device: torch.device, example_inputs: Any,
-            info: distributed.DistInfo) -> Selection:
+            info: DistInfo) -> Selection:
     from thinet.criteria import CriterionContext, run_criterion
 
     ctx = CriterionContext(model=model, pair=step.pair, batches=batches, keep_ratio=step.keep_ratio,
@@ -165,11 +160,11 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         example_inputs = example_inputs.to(device)
     _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches, samples_per_image)
     workdir = Path(workdir)
-    info = distributed.dist_info()
+    info = dist_info()
     if info.is_main:
         workdir.mkdir(parents=True, exist_ok=True)
         check_or_write_manifest(workdir, _manifest(steps, criterion, finetune, seed, samples_per_image, settings))
-    distributed.barrier(info)
+    barrier(info)
 
     done, ckpt = latest_step(workdir, len(steps))
     if ckpt is not None:
@@ -207,5 +202,5 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                          "metrics": metrics, "complete": True}, step_path(workdir, index))
             for phase_index in range(len(phases)):
                 finetune_path(workdir, index, phase_index).unlink(missing_ok=True)
-        distributed.barrier(info)
+        barrier(info)
     return model

@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-from thinet.types import PruningError, Selection, num_kept
+from thinet.types import PruningError, Selection, check_keep_ratio, num_kept
 
 # Two candidate values closer than this (relative to the objective's scale) are
 # a tie, broken by the lowest index, so that the Gram-based and the literal
@@ -32,16 +32,6 @@ _TIE_RTOL = 1e-10
 # square > 1e12) make the normal equations unreliable in float64.
 _MAX_DIAG_RATIO = 1e6
 _RIDGE_REL = 1e-8
-
-
-def _check_keep_ratio(keep_ratio: float, layer: str) -> float:
-    try:
-        ratio = float(keep_ratio)
-    except (TypeError, ValueError):
-        raise PruningError(f"layer {layer!r}: keep_ratio must be a number in (0, 1], got {keep_ratio!r}") from None
-    if not (0.0 < ratio <= 1.0):  # also rejects NaN
-        raise PruningError(f"layer {layer!r}: keep_ratio must be in (0, 1], got {keep_ratio!r}")
-    return ratio
 
 
 def _check_x_hat(x_hat: torch.Tensor, layer: str) -> None:
@@ -158,7 +148,7 @@ def select_from_gram(gram: torch.Tensor, keep_ratio: float, least_squares: bool 
     >>> select_from_gram(g, 0.34, least_squares=False).keep.tolist()
     [2]
     """
-    ratio = _check_keep_ratio(keep_ratio, layer)
+    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
     _check_gram(gram, layer)
     c = gram.shape[0]
     n_remove = c - num_kept(c, ratio)
@@ -187,7 +177,7 @@ def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool 
     >>> 5 in sel.removed.tolist(), sel.keep.numel()
     (True, 3)
     """
-    ratio = _check_keep_ratio(keep_ratio, layer)
+    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
     _check_x_hat(x_hat, layer)
     gram = x_hat.T @ x_hat
     _check_finite_columns(gram.diagonal(), layer)
@@ -204,7 +194,7 @@ def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements
     >>> algorithm1_literal(x, 0.5).tolist() == select_channels(x, 0.5).removed.tolist()
     True
     """
-    ratio = _check_keep_ratio(keep_ratio, "algorithm1_literal")
+    ratio = check_keep_ratio(keep_ratio, "algorithm1_literal")
     _check_x_hat(x_hat, "algorithm1_literal")
     m, c = x_hat.shape
     # One row per channel, so each candidate's samples are contiguous.

@@ -69,6 +69,54 @@ class Selection:
         return cls(keep=keep, removed=removed, scale=scale)
 
 
+def _check_indices(idx: object, label: str, num_channels: int, where: str, ordered: bool) -> None:
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype.is_complex \
+            or idx.dtype == torch.bool:
+        got = f"dtype {idx.dtype}, shape {tuple(idx.shape)}" if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise PruningError(f"{where}: {label} must be a 1-D integer tensor, got {got}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_channels):
+        raise PruningError(f"{where}: {label} index out of range [0, {num_channels}): {idx.tolist()}")
+    if ordered and idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
+        raise PruningError(f"{where}: {label} indices must be sorted and unique, got {idx.tolist()}")
+    if torch.unique(idx).numel() != idx.numel():
+        raise PruningError(f"{where}: {label} has duplicate channels: {idx.tolist()}")
+
+
+def check_selection(keep: torch.Tensor, num_channels: int, where: str, *, removed: torch.Tensor | None = None,
+                    scale: torch.Tensor | None = None, n_keep: int | None = None) -> None:
+    """PruningError naming `where` unless `keep` (and `removed`, `scale` when given) is a valid choice
+    among `num_channels` channels: the one check of a channel choice, wherever one is made or used.
+
+    With `removed` the indices must be sorted, as in a `Selection`; a criterion's raw answer (no
+    `removed`) may list the kept channels in any order. `n_keep` demands exactly that many kept.
+
+    >>> check_selection(torch.tensor([2, 0]), 4, "demo", n_keep=2)
+    >>> check_selection(torch.tensor([0, 0]), 4, "demo")
+    Traceback (most recent call last):
+    ...
+    thinet.types.PruningError: demo: keep has duplicate channels: [0, 0]
+    """
+    ordered = removed is not None
+    _check_indices(keep, "keep", num_channels, where, ordered)
+    if removed is not None:
+        _check_indices(removed, "removed", num_channels, where, ordered)
+    if n_keep is not None and keep.numel() != n_keep:
+        raise PruningError(f"{where}: kept {keep.numel()} channels; expected exactly {n_keep} of {num_channels}")
+    if keep.numel() == 0:
+        raise PruningError(f"{where}: keeps no channel")
+    if removed is not None and (keep.numel() + removed.numel() != num_channels or torch.isin(keep, removed).any()):
+        raise PruningError(f"{where}: keep ({keep.numel()}) and removed ({removed.numel()}) must split "
+                           f"range({num_channels}) into disjoint parts")
+    if scale is not None:
+        if not isinstance(scale, torch.Tensor) or scale.shape != keep.shape:
+            shape = tuple(scale.shape) if isinstance(scale, torch.Tensor) else type(scale).__name__
+            count = scale.numel() if isinstance(scale, torch.Tensor) else "no"
+            raise PruningError(f"{where}: scale has shape {shape}: {count} scale factors for {keep.numel()} kept "
+                               "channels")
+        if not bool(torch.isfinite(scale).all()):
+            raise PruningError(f"{where}: scale has non-finite values {scale.tolist()}")
+
+
 def num_kept(num_channels: int, keep_ratio: float) -> int:
     """Channels kept at rate r (the paper's r is the fraction *kept*): int(C*r), at least 1.
 
@@ -78,6 +126,25 @@ def num_kept(num_channels: int, keep_ratio: float) -> int:
     (32, 7, 1)
     """
     return max(1, int(num_channels * keep_ratio + 1e-9))
+
+
+def check_keep_ratio(keep_ratio: float, where: str) -> float:
+    """`keep_ratio` as a float, or PruningError naming `where` (a layer, a strategy) unless 0 < r ≤ 1.
+
+    The one check of a rate, used wherever one enters the engine.
+
+    >>> check_keep_ratio(0.5, "layer 'conv1'")
+    0.5
+    >>> check_keep_ratio(1.5, "layer 'conv1'")
+    Traceback (most recent call last):
+    ...
+    thinet.types.PruningError: keep_ratio 1.5 for layer 'conv1': keep_ratio must be in (0, 1], the fraction of channels kept
+    """
+    # NaN fails both comparisons; bool is an int but never a rate.
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not 0 < keep_ratio <= 1:
+        raise PruningError(f"keep_ratio {keep_ratio!r} for {where}: keep_ratio must be in (0, 1], the fraction "
+                           "of channels kept")
+    return float(keep_ratio)
 
 
 class PruningError(ValueError):

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thinet.arch_table import FORMATS, arch_table
-    from thinet.atomic import write_text_atomic
+    from thinet.experiment import FORMATS, arch_table
+    from thinet.runtime import write_text_atomic
 
     if args.out is not None and args.out.endswith(("/", "\\")):
         raise ValueError(f"--out {args.out!r} is a directory; give a file name like arch_table.csv")

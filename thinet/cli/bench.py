@@ -1,23 +1,18 @@
-"""Benchmarks of the pruning engine.
+"""Benchmarks of the pruning engine, each measured side by side in one run.
 
     $ thinet bench selection            # Gram greedy vs X̂ᵀX̂ vs literal Algorithm 1 (m=100000, C=512, r=0.5)
     $ thinet bench selection --samples 20000 --channels 256 --no-literal
     $ thinet bench sampling --image-size 112   # collect_samples vs a full VGG-16 forward pass
-    $ thinet bench train                # training/inference timing (thinet.bench_train)
+    $ thinet bench train                # the suite's training loop vs a bare SGD loop
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 
 import torch
 
-from thinet.types import LayerPair
-
 NAME = "bench"
 HELP = "time channel selection, sampling or training"
-
-_TRAIN_MODULE = "thinet.bench_train"
 
 
 def _default_device() -> str:
@@ -41,23 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     smp.add_argument("--samples-per-image", type=int, default=10)
     smp.add_argument("--pair", nargs=2, metavar=("PRODUCER", "CONSUMER"), default=["features.12", "features.14"],
                      help="VGG-16 layer pair to sample")
-    _add_train_arguments(parser)
-
-
-def _train_module():
-    """thinet.bench_train if it exists (written separately), else None."""
-    try:
-        return importlib.import_module(_TRAIN_MODULE)
-    except ModuleNotFoundError as err:
-        if err.name != _TRAIN_MODULE:
-            raise
-        return None
-
-
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    module = _train_module()
-    if module is not None and hasattr(module, "add_arguments"):
-        module.add_arguments(parser.add_argument_group("train"))
+    trn = parser.add_argument_group("train")
+    trn.add_argument("--train-steps", type=int, default=10, help="SGD steps per timed block (default 10)")
+    trn.add_argument("--train-batch-size", type=int, default=128, help="batch size (default 128)")
+    trn.add_argument("--train-model", default="vgg16_small", help="model name (default vgg16_small)")
+    trn.add_argument("--train-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    trn.add_argument("--train-json", default=None, metavar="PATH", help="also write the figures as JSON here")
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
@@ -66,23 +50,45 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """`thinet bench train` (reads its options via getattr, with defaults, so tests may pass a namespace)."""
+    from thinet.experiment import TARGET_RATIO, run_train_bench
+
+    threads = getattr(args, "train_threads", None)
+    if threads:
+        torch.set_num_threads(threads)
+    device = getattr(args, "device", None) or _default_device()
+    result = run_train_bench(steps=getattr(args, "train_steps", 10),
+                             batch_size=getattr(args, "train_batch_size", 128), repeats=getattr(args, "repeats", 3),
+                             model_name=getattr(args, "train_model", "vgg16_small"), device=device,
+                             seed=getattr(args, "seed", 0))
+    verdict = "meets" if result["ratio"] >= TARGET_RATIO else "misses"
+    print(f"training throughput, {result['model']}, batch {result['batch_size']}, {result['device']}, "
+          f"median of {result['repeats']} blocks of {result['steps']} steps:")
+    print(f"  suite train(): {result['suite_images_per_s']:9.1f} images/s")
+    print(f"  bare SGD loop: {result['bare_images_per_s']:9.1f} images/s")
+    print(f"  ratio suite/bare: {result['ratio']:.3f} ({verdict} the target >= {TARGET_RATIO:.2f})")
+    path = getattr(args, "train_json", None)
+    if path:
+        from thinet.runtime import atomic_write_json
+
+        atomic_write_json(result, path)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    device = args.device or _default_device()
     if args.what == "train":
-        module = _train_module()
-        if module is None:
-            print(f"thinet bench train: {_TRAIN_MODULE} is not available in this installation")
-            return 1
-        return int(module.run(args) or 0)
-    from thinet.bench_selection import print_results
+        return run_train(args)
+    from thinet.experiment import print_results, run_sampling_bench, run_selection_bench
+    from thinet.types import LayerPair
+
+    device = args.device or _default_device()
     if args.what == "selection":
-        from thinet.bench_selection import run_selection_bench
         _check_positive(args, "samples", "channels", "repeats")
         result = run_selection_bench(args.samples, args.channels, args.keep_ratio, repeats=args.repeats,
                                      seed=args.seed, literal=not args.no_literal, device=device)
         print_results(result)
         return 0 if result.get("same_channels", True) else 1
-    from thinet.sampling_bench import run_sampling_bench
     _check_positive(args, "images", "batch_size", "image_size", "samples_per_image", "repeats")
     print_results(run_sampling_bench(images=args.images, batch_size=args.batch_size, image_size=args.image_size,
                                      samples_per_image=args.samples_per_image, pair=LayerPair(*args.pair),

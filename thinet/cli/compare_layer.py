@@ -48,8 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thinet.compare_layer import compare_markdown, run_compare_layer, write_compare_csv
-    from thinet.atomic import write_text_atomic
+    from thinet.experiment import run_compare_layer, write_compare_outputs
 
     if args.checkpoint is None:
         print(f"thinet compare-layer: warning: no --checkpoint; {args.model} is untrained, so its accuracies "
@@ -59,11 +58,5 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer, keep_ratio=args.keep_ratio, per_class=args.per_class,
         samples_per_image=args.samples_per_image, seed=args.seed, eval_max_images=args.eval_max_images,
         device=args.device, criteria=args.criteria, criteria_modules=args.criteria_module, config=args.config)
-    label = args.layer if args.layer == rows[0]["layer"] else f"{args.layer} ({rows[0]['layer']})"
-    table = compare_markdown(rows, layer_label=label)
-    if args.out_csv:
-        write_compare_csv(rows, args.out_csv)
-    if args.out_md:
-        write_text_atomic(args.out_md, table)
-    print(table)
+    print(write_compare_outputs(rows, args.layer, args.out_csv, args.out_md))
     return 0

@@ -19,7 +19,7 @@ HELP = "evaluate a model (top-1/top-5, parameters, FLOPs, forward/backward time)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from thinet.cli._user import add_data_arguments
+    from thinet.cli._args import add_data_arguments
 
     add_data_arguments(parser, model_default=None)
     parser.add_argument("--checkpoint", default=None,
@@ -36,12 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from thinet.checkpoint import atomic_write_json
-    from thinet.cli._user import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
-                                  check_positive, get_split, loader, resolve_device)
-    from thinet.counting import count_flops, count_params
-    from thinet.evaluation import evaluate
-    from thinet.timing import time_forward_backward
+    from thinet.runtime import atomic_write_json
+    from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
+                                  check_positive)
+    from thinet.data import get_dataset
+    from thinet.experiment import make_loader, resolve_device
+    from thinet.runtime import count_flops, count_params, evaluate, time_forward_backward
 
     if args.model is None and args.checkpoint is None:
         raise ValueError("give --checkpoint PATH (a saved model) or --model NAME")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     device = resolve_device(args.device)
     json_path = check_output(args.json, "--json") if args.json else None
-    val = get_split(args.dataset, "val", args.data_root)
+    val = get_dataset(args.dataset, "val", root=args.data_root)
     label = args.checkpoint or args.model
     if args.checkpoint is None:
         print(f"thinet eval: warning: no --checkpoint; {args.model} has random weights", file=sys.stderr)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args.model, val.num_classes, args.checkpoint).to(device)
     size = check_fits(model, val, label)
     result = {"model": args.model, "checkpoint": args.checkpoint, "dataset": args.dataset,
-              **evaluate(model, loader(val, args.batch_size, args.workers, shuffle=False), device=device,
+              **evaluate(model, make_loader(val, args.batch_size, workers=args.workers), device=device,
                          max_images=args.max_images),
               "params": count_params(model), "flops": count_flops(model, size),
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}

@@ -26,7 +26,7 @@ HELP = "prune a model layer by layer (ThiNet or a baseline criterion), fine-tune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from thinet.cli._user import add_data_arguments
+    from thinet.cli._args import add_data_arguments
 
     add_data_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="the trained model to prune (state_dict or whole module)")
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _schedules(args: argparse.Namespace):
     """(FinetunePlan or None when --finetune-iterations 0, the final Schedule) from the flags."""
     from thinet.pipeline import FinetunePlan
-    from thinet.schedule import Schedule
+    from thinet.runtime import Schedule
 
     if args.finetune_iterations is not None:
         budget = {"iterations": max(args.finetune_iterations, 1)}
@@ -83,34 +83,20 @@ def _schedules(args: argparse.Namespace):
     return plan, final
 
 
-def _check_gap(model, label: str) -> None:
-    from torchvision.models import VGG
-
-    from thinet.models.vgg import VGGGap
-    from thinet.types import PruningError
-
-    if not isinstance(model, VGG):
-        raise PruningError(f"--gap needs a VGG model; {label} is {type(model).__name__}")
-    if isinstance(model, VGGGap):
-        raise PruningError(f"--gap: {label} already ends in global average pooling")
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    from thinet.cli._user import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
-                                  check_positive, get_split, loader, resolve_device, save_model)
-    from thinet.counting import count_flops, count_params
+    from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
+                                  check_positive)
     from thinet.criteria import get_criterion
-    from thinet.data import selection_subset
-    from thinet.distributed import dist_info
-    from thinet.evaluation import evaluate
+    from thinet.data import get_dataset, selection_subset
+    from thinet.experiment import check_gap_ready, gap_model, make_loader, resolve_device, save_model
+    from thinet.models import example_inputs
     from thinet.pipeline import prune_chain
-    from thinet.seeding import derive_seed
-    from thinet.strategies import check_keep_ratio, get_strategy, to_gap
-    from thinet.training import train
+    from thinet.runtime import count_flops, count_params, derive_seed, dist_info, evaluate, train
+    from thinet.strategies import get_strategy
+    from thinet.types import check_keep_ratio
 
-    check_keep_ratio(args.keep_ratio, "--keep-ratio")
+    check_keep_ratio(args.keep_ratio, "--keep-ratio (every pruned layer)")
     get_criterion(args.criterion)
     strategy = get_strategy(args.strategy)
     check_positive(args, "batch_size", "per_class", "samples_per_image", "final_iterations", "eval_max_images")
@@ -124,28 +110,27 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(f"{out}.chain")
     label = args.model or args.checkpoint
 
-    tune_set = get_split(args.dataset, "train", args.data_root, augment=True)
-    select_set = get_split(args.dataset, "train", args.data_root)
+    tune_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True)
+    select_set = get_dataset(args.dataset, "train", root=args.data_root)
     model = build_model(args.model, select_set.num_classes, args.checkpoint).to(device)
     size = check_fits(model, select_set, label)
     if args.gap:
-        _check_gap(model, label)
-    # Two images: a batch of one makes the dependency tracer run some layers twice.
-    example_inputs = torch.zeros(2, *size, device=device)
-    steps = strategy(model, args.keep_ratio, example_inputs)
+        check_gap_ready(model, label)
+    example = example_inputs(model)
+    steps = strategy(model, args.keep_ratio, example)
     subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
     before = count_params(model), count_flops(model, size)
     print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "
           f"layers with {args.criterion}, keep ratio {args.keep_ratio}")
-    tune_loader = loader(tune_set, args.batch_size, args.workers, shuffle=True) if plan or args.gap else None
-    model = prune_chain(model, steps, criterion=args.criterion, selection_batches=loader(subset, 64, 0, shuffle=False),
+    tune_loader = make_loader(tune_set, args.batch_size, workers=args.workers, shuffle=True) if plan or args.gap else None
+    model = prune_chain(model, steps, criterion=args.criterion, selection_batches=make_loader(subset, 64),
                         finetune=plan, train_loader=tune_loader, workdir=workdir, seed=args.seed, device=device,
-                        example_inputs=example_inputs, samples_per_image=args.samples_per_image,
+                        example_inputs=example, samples_per_image=args.samples_per_image,
                         settings={"model": args.model, "checkpoint": args.checkpoint, "dataset": args.dataset,
                                   "strategy": args.strategy},
                         progress=not args.no_progress)
     if args.gap:
-        model = to_gap(model, select_set.num_classes, seed=args.seed).to(device)
+        model = gap_model(model, select_set.num_classes, seed=args.seed, label=label).to(device)
         train(model, tune_loader, final, device=device, checkpoint_path=workdir / "gap.pt",
               seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning")
     if not dist_info().is_main:
@@ -154,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"pruned: {after[0] / 1e6:.3f}M parameters ({before[0] / after[0]:.2f}x fewer), "
           f"{after[1] / 1e9:.4f}B FLOPs ({before[1] / after[1]:.2f}x fewer)")
     if not args.no_eval:
-        val = get_split(args.dataset, "val", args.data_root)
-        result = evaluate(model, loader(val, 256, args.workers, shuffle=False), device=device,
+        val = get_dataset(args.dataset, "val", root=args.data_root)
+        result = evaluate(model, make_loader(val, 256, workers=args.workers), device=device,
                           max_images=args.eval_max_images)
         print(f"validation: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}  "
               f"({result['images']} images)")

@@ -22,7 +22,7 @@ HELP = "train a model on a dataset and save it (SGD, momentum 0.9, weight decay 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from thinet.cli._user import add_data_arguments
+    from thinet.cli._args import add_data_arguments
 
     add_data_arguments(parser)
     budget = parser.add_mutually_exclusive_group()
@@ -38,13 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thinet.cli._user import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
-                                  check_positive, get_split, loader, resolve_device, save_model)
-    from thinet.distributed import dist_info
-    from thinet.evaluation import evaluate
-    from thinet.schedule import Schedule
-    from thinet.seeding import seed_everything
-    from thinet.training import train
+    from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
+                                  check_positive)
+    from thinet.data import get_dataset
+    from thinet.experiment import make_loader, resolve_device, save_model
+    from thinet.runtime import Schedule, dist_info, evaluate, seed_everything, train
 
     check_positive(args, "batch_size", "iterations")
     schedule = Schedule.from_config({"epochs": args.epochs if args.epochs is not None or args.iterations else 10.0,
@@ -54,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     device = resolve_device(args.device)
     out = check_output(args.out)
-    train_set = get_split(args.dataset, "train", args.data_root, augment=True)
+    train_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True)
     seed_everything(args.seed)  # the model's initial weights come from the seed too
     model = build_model(args.model, train_set.num_classes, args.checkpoint)
     check_fits(model, train_set, args.model)
     resume = Path(f"{out}.train.pt")
     if resume.exists():
         print(f"thinet train: resuming from {resume}", file=sys.stderr)
-    history = train(model, loader(train_set, args.batch_size, args.workers, shuffle=True), schedule, device=device,
+    history = train(model, make_loader(train_set, args.batch_size, workers=args.workers, shuffle=True), schedule, device=device,
                     checkpoint_path=resume, seed=args.seed, progress=not args.no_progress)
     if not dist_info().is_main:
         return 0  # rank 0 writes the model and reports
@@ -71,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {args.model} on {args.dataset}: {last['step']} iterations, last training loss "
           f"{last['loss']:.4f}, training accuracy {last['accuracy']:.2f}%; saved {out}")
     if not args.no_eval:
-        val = get_split(args.dataset, "val", args.data_root)
-        result = evaluate(model.to(device), loader(val, 256, args.workers, shuffle=False), device=device)
+        val = get_dataset(args.dataset, "val", root=args.data_root)
+        result = evaluate(model.to(device), make_loader(val, 256, workers=args.workers), device=device)
         print(f"validation: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}  "
               f"({result['images']} images)")
     return 0

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thinet.data.base import ClassificationDataset, DatasetSizeWarning
-from thinet.data.registry import SPLITS, available_datasets, get_entry, register_dataset
-from thinet.data.subset import selection_subset
-from thinet.data.fixtures import make_fixture
+from thinet.data._base import FIXTURE_MARKER, ClassificationDataset, DatasetSizeWarning
+from thinet.data._registry import SPLITS, available_datasets, get_entry, register_dataset
+from thinet.data._subset import selection_subset
+from thinet.data._fixtures import make_fixture
 
 # Importing a dataset module registers it.
 from thinet.data import cub200, fashion_mnist, imagenet, indoor67  # noqa: F401,E402
 
-__all__ = ["ClassificationDataset", "DatasetSizeWarning", "available_datasets", "get_dataset", "make_fixture",
+__all__ = ["FIXTURE_MARKER", "ClassificationDataset", "DatasetSizeWarning", "available_datasets", "get_dataset", "make_fixture",
            "register_dataset", "selection_subset"]
 
 

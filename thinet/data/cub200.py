@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.atomic import write_text_atomic
-from thinet.data.base import check_expected_count
-from thinet.data.fixtures import write_jpegs
-from thinet.data.image_files import ImageFileDataset, parse_int, read_index, require_file
-from thinet.data.registry import register_dataset
+from thinet.data._base import check_expected_count
+from thinet.data._fixtures import write_jpegs, write_lines
+from thinet.data._image_files import ImageFileDataset, parse_int, read_index, require_file
+from thinet.data._registry import register_dataset
 
 EXPECTED_COUNTS = {"train": 5994, "val": 5794}
 ARCHIVE_DIR = "CUB_200_2011"
@@ -64,10 +63,10 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
         "image_class_labels.txt": [f"{i + 1} {c + 1}" for i, (c, _) in enumerate(entries)],
     }
     for name, rows in lines.items():
-        write_text_atomic(root / name, "\n".join(rows) + "\n")
+        write_lines(root / name, rows)
 
 
-@register_dataset("cub200", fixture=_write_fixture)
+@register_dataset("cub200", fixture=_write_fixture, root_holds="the CUB_200_2011 archive")
 def load_cub200(split: str, *, root: Path | None = None, train_transform: bool = False,
                 image_size: int | None = None) -> ImageFileDataset:
     """CUB-200-2011 `split` ("val" = the official test images); labels are classes.txt ids minus one.
@@ -76,8 +75,6 @@ def load_cub200(split: str, *, root: Path | None = None, train_transform: bool =
     >>> len(ds), ds.num_classes  # doctest: +SKIP
     (5994, 200)
     """
-    if root is None:
-        raise ValueError("dataset 'cub200' needs a root holding the CUB_200_2011 archive")
     base = _base(root)
     classes = _read_classes(base / "classes.txt")
     images_txt, split_txt, labels_txt = base / "images.txt", base / "train_test_split.txt", base / "image_class_labels.txt"

@@ -14,11 +14,11 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from thinet.data.base import ClassificationDataset, check_expected_count
-from thinet.data.idx import read_idx, write_idx
-from thinet.data.registry import register_dataset
-from thinet.data.synthetic import class_templates, render
-from thinet.data.transforms import SMALL_CROP, SmallImageTransform
+from thinet.data._base import ClassificationDataset, check_expected_count
+from thinet.data._idx import read_idx, write_idx
+from thinet.data._registry import register_dataset
+from thinet.data._synthetic import class_templates, render
+from thinet.data._transforms import SMALL_CROP, SmallImageTransform
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 STEMS = {

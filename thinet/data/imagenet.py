@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.data.base import check_expected_count
-from thinet.data.fixtures import write_jpegs
-from thinet.data.image_files import IMAGE_SUFFIXES, ImageFileDataset
-from thinet.data.registry import register_dataset
+from thinet.data._base import check_expected_count
+from thinet.data._fixtures import write_jpegs
+from thinet.data._image_files import IMAGE_SUFFIXES, ImageFileDataset
+from thinet.data._registry import register_dataset
 
 EXPECTED_COUNTS = {"train": 1281167, "val": 50000}
 SPLIT_DIRS = {"train": "train", "val": "val"}
@@ -50,7 +50,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
         write_jpegs(rng, paths, labels, classes, image_size)
 
 
-@register_dataset("imagenet", fixture=_write_fixture)
+@register_dataset("imagenet", fixture=_write_fixture, root_holds="train/ and val/ class folders")
 def load_imagenet(split: str, *, root: Path | None = None, train_transform: bool = False,
                   image_size: int | None = None) -> ImageFileDataset:
     """ImageNet `split`; classes are the sorted training wnid folders, the same index in both splits.
@@ -59,8 +59,6 @@ def load_imagenet(split: str, *, root: Path | None = None, train_transform: bool
     >>> ds.num_classes, ds[0][0].shape  # doctest: +SKIP
     (1000, torch.Size([3, 224, 224]))
     """
-    if root is None:
-        raise ValueError("dataset 'imagenet' needs a root holding train/ and val/ class folders")
     classes = [d.name for d in _class_dirs(root / SPLIT_DIRS["train"])]
     index_of = {wnid: i for i, wnid in enumerate(classes)}
     files, targets = [], []

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from thinet.atomic import write_text_atomic
-from thinet.data.base import check_expected_count
-from thinet.data.fixtures import write_jpegs
-from thinet.data.image_files import ImageFileDataset, read_index, require_file
-from thinet.data.registry import register_dataset
+from thinet.data._base import check_expected_count
+from thinet.data._fixtures import write_jpegs, write_lines
+from thinet.data._image_files import ImageFileDataset, read_index, require_file
+from thinet.data._registry import register_dataset
 
 EXPECTED_COUNTS = {"train": 5360, "val": 1340}
 INDEX_FILES = {"train": "TrainImages.txt", "val": "TestImages.txt"}
@@ -45,20 +44,17 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
     write_jpegs(rng, [root / "Images" / r for r in relative], [c for c, _ in entries], classes, image_size)
     for split, index in INDEX_FILES.items():
         chosen = [r for r, (_, k) in zip(relative, entries) if (k < per_class) == (split == "train") and k < 2 * per_class]
-        write_text_atomic(root / index, "\n".join(chosen) + "\n")
+        write_lines(root / index, chosen)
 
 
-@register_dataset("indoor67", fixture=_write_fixture)
+@register_dataset("indoor67", fixture=_write_fixture, root_holds="Images/, TrainImages.txt and TestImages.txt")
 def load_indoor67(split: str, *, root: Path | None = None, train_transform: bool = False,
                   image_size: int | None = None) -> ImageFileDataset:
-    """Indoor-67 `split` ("val" = TestImages.txt); classes are the sorted folders of Images/.
+    """Indoor-67 `split` ("val" = TestImages.txt, 1340 images); classes are the sorted folders of Images/.
 
-    >>> ds = load_indoor67("val", root=Path("/data/indoor67"))  # doctest: +SKIP
-    >>> len(ds), ds.num_classes  # doctest: +SKIP
-    (1340, 67)
+    >>> load_indoor67("val", root=Path("/data/indoor67")).num_classes  # doctest: +SKIP
+    67
     """
-    if root is None:
-        raise ValueError("dataset 'indoor67' needs a root holding Images/, TrainImages.txt and TestImages.txt")
     images_dir = _images_dir(root)
     classes = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
     index_of = {name: i for i, name in enumerate(classes)}

@@ -13,23 +13,21 @@ import torch
 import torch.nn as nn
 
 from thinet.models import resnet_v1, small, vgg  # noqa: F401  (registers the families)
-from thinet.models.checkpoint import load_state_dict_into, read_checkpoint
-from thinet.models.registry import (
+from thinet.models._checkpoint import load_state_dict_into, read_checkpoint
+from thinet.models._layers import find_layer, in_channels_of, out_channels_of
+from thinet.models._registry import (
     PREFIXES,
     available_models,
     check_kwargs,
     get_constructor,
     register_model,
 )
-from thinet.models.sources import TORCHVISION_INPUT, prefixed_model
-from thinet.models.vgg import vgg_conv_names
+from thinet.models._sources import TORCHVISION_INPUT, prefixed_model, replace_last_linear
+from thinet.models.vgg import VGGGap, vgg_conv_names
 
 __all__ = [
-    "available_models",
-    "create_model",
-    "input_size_of",
-    "register_model",
-    "vgg_conv_names",
+    "PREFIXES", "VGGGap", "available_models", "create_model", "example_inputs", "find_layer", "get_constructor", "in_channels_of", "input_size_of",
+    "out_channels_of", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
 ]
 
 
@@ -78,6 +76,22 @@ def _builder(name: str, kwargs: dict[str, Any]) -> Callable[[int, bool], nn.Modu
     fn = get_constructor(name)
     check_kwargs(name, fn, kwargs)
     return lambda num_classes, pretrained: fn(num_classes, pretrained=pretrained, **kwargs)
+
+
+def example_inputs(model: nn.Module, batch: int = 2, *, size: tuple[int, int, int] | None = None,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """The tensor a model is traced with (dependency graph, ONNX, MLflow's input example): zeros of
+    `batch` x `size` (default: the model's `input_size_of`), on `device` (default: the model's).
+
+    Two images, not one: a batch of one lets some graphs collapse a dimension while tracing.
+
+    >>> example_inputs(create_model("vgg16_small", 10)).shape
+    torch.Size([2, 1, 32, 32])
+    """
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else "cpu"
+    return torch.zeros(batch, *(size or input_size_of(model)), device=device)
 
 
 def input_size_of(model: nn.Module) -> tuple[int, int, int]:

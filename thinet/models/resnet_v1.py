@@ -11,8 +11,8 @@ from typing import Any
 import torch.nn as nn
 from torchvision.models.resnet import Bottleneck, ResNet, conv1x1, conv3x3
 
-from thinet.models.registry import register_model
-from thinet.models.sources import TORCHVISION_INPUT
+from thinet.models._registry import register_model
+from thinet.models._sources import TORCHVISION_INPUT
 
 
 class BottleneckV1(Bottleneck):

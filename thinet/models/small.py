@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import Bottleneck, conv1x1
 
-from thinet.models.registry import register_model
+from thinet.models._registry import register_model
 from thinet.models.vgg import VGG16_LAYOUT, VGGGap, make_vgg_features
 
 MIN_WIDTH = 4
@@ -33,15 +33,8 @@ def _check_common(model: str, num_classes: int, in_chans: int, width_mult: float
 
 
 @register_model("vgg16_small")
-def vgg16_small(
-    num_classes: int = 10,
-    *,
-    pretrained: bool = False,
-    in_chans: int = 1,
-    width_mult: float = 0.125,
-    batch_norm: bool = True,
-    input_size: int = 32,
-) -> nn.Module:
+def vgg16_small(num_classes: int = 10, *, pretrained: bool = False, in_chans: int = 1, width_mult: float = 0.125,
+                batch_norm: bool = True, input_size: int = 32) -> nn.Module:
     """VGG-16's 13 convolutions at `width_mult` (at least 4 channels) + BN + GAP head."""
     _check_common("vgg16_small", num_classes, in_chans, width_mult, input_size, pretrained)
     if input_size < 32:
@@ -89,15 +82,8 @@ class SmallResNet(nn.Module):
 
 
 @register_model("resnet_small")
-def resnet_small(
-    num_classes: int = 10,
-    *,
-    pretrained: bool = False,
-    in_chans: int = 1,
-    width_mult: float = 0.125,
-    layers: Sequence[int] = (1, 1, 1),
-    input_size: int = 32,
-) -> nn.Module:
+def resnet_small(num_classes: int = 10, *, pretrained: bool = False, in_chans: int = 1, width_mult: float = 0.125,
+                 layers: Sequence[int] = (1, 1, 1), input_size: int = 32) -> nn.Module:
     """Bottleneck ResNet for small images; stage i has 64 * width_mult * 2**i planes (x4 out)."""
     _check_common("resnet_small", num_classes, in_chans, width_mult, input_size, pretrained)
     layers = tuple(layers)

@@ -6,8 +6,8 @@ from typing import Sequence
 import torch.nn as nn
 from torchvision.models.vgg import VGG
 
-from thinet.models.registry import register_model
-from thinet.models.sources import TORCHVISION_INPUT, torchvision_model
+from thinet.models._registry import register_model
+from thinet.models._sources import TORCHVISION_INPUT, torchvision_model
 
 # VGG-16's 13 convolutions ("M" = 2x2 max-pool), torchvision's cfg "D".
 VGG16_LAYOUT: tuple[int | str, ...] = (

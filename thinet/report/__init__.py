@@ -2,8 +2,13 @@
 
 Inputs: `results/<config>/metrics.csv` (the tidy table of ARCHITECTURE.md),
 `compare_layer.csv` (§4.1) and `arch_table.csv` (`thinet arch-table`). Every number
-shown is computed from them; the paper's own values (`paper_values`) appear only in
-columns labelled "paper".
+shown is computed from them; the paper's own values (`_paper_values.py`) appear only
+in columns labelled "paper".
+
+Each table is one module of `tables/`, each figure one module of `figures/`: its
+`@table`/`@figure` declaration says which file it is computed from, when a config wants
+it, its report section and its caption, and `report_plan`, the Snakemake report and the
+workflow's rules are derived from those declarations.
 
 >>> from thinet.report import ReportContext, report_plan, write_tables   # doctest: +SKIP
 >>> plan = report_plan(config)                                           # doctest: +SKIP
@@ -13,30 +18,23 @@ columns labelled "paper".
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from thinet.report._context import ReportContext
+from thinet.report._declare import SOURCE_FILES
+from thinet.report._facts import transfer_experiments
+from thinet.report._paper_values import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING
+from thinet.report._plan import report_inputs, report_plan, report_section, write_captions
+from thinet.report._schema import (
+    ARCH_TABLE_COLUMNS, COMPARE_LAYER_COLUMNS, METRICS_COLUMNS, read_arch_table, read_compare_layer, read_metrics,
+)
+from thinet.report._style import FIGURE_FORMATS
+from thinet.report._table import TABLE_FORMATS, Table
+from thinet.report.figures import available_figures, draw_figure, write_figures
+from thinet.report.tables import available_tables, build_table, write_tables
 
-# public name -> module that defines it (imported lazily: figures pull in matplotlib)
-_API = {
-    "ReportContext": "thinet.report.context",
-    "report_plan": "thinet.report.outputs",
-    "transfer_experiments": "thinet.report.outputs",
-    "available_tables": "thinet.report.tables",
-    "build_table": "thinet.report.tables",
-    "write_tables": "thinet.report.tables",
-    "available_figures": "thinet.report.figures",
-    "draw_figure": "thinet.report.figures",
-    "write_figures": "thinet.report.figures",
-    "read_metrics": "thinet.report.schema",
-    "read_compare_layer": "thinet.report.schema",
-    "read_arch_table": "thinet.report.schema",
-    "Table": "thinet.report.table",
-}
-
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'thinet.report' has no attribute {name!r}")
+__all__ = [
+    "ARCH_TABLE_COLUMNS", "COMPARE_LAYER_COLUMNS", "FIGURE_FORMATS", "METRICS_COLUMNS", "PAPER_COMPARE_LAYER",
+    "PAPER_COMPARE_LAYER_SETTING", "SOURCE_FILES", "TABLE_FORMATS", "ReportContext", "Table", "available_figures",
+    "available_tables", "build_table", "draw_figure", "read_arch_table", "read_compare_layer", "read_metrics",
+    "report_inputs", "report_plan", "report_section", "transfer_experiments", "write_captions", "write_figures",
+    "write_tables",
+]

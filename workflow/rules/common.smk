@@ -2,7 +2,7 @@
 import json
 import sys
 
-from thinet.config import build_plan, check_config
+from thinet.experiment import build_plan, check_config
 
 try:
     check_config(config)
@@ -78,6 +78,20 @@ def job_spec(run_id):
     return spec
 
 
+# Not under specs/ (one file per run there): the comparison is no run of the plan.
+COMPARE_LAYER_SPEC = f"{RESULTS}/compare_layer.spec.json"
+
+
+def compare_layer_spec():
+    """The settings of the §4.1 comparison job, as written to results/<name>/specs/compare_layer.json."""
+    base = PLAN.runs[PLAN.compare_layer["after"]]
+    dataset = base["dataset"]
+    return {"config": NAME, "compare_layer": PLAN.compare_layer, "model": base["model"],
+            "dataset": {"name": dataset, **config["datasets"][dataset]}, "data": config["data"],
+            "selection": config["selection"], "device": config["device"],
+            "criteria_modules": config["criteria_modules"]}
+
+
 def final_targets():
     targets = [f"{RESULTS}/metrics.csv"]
     if PLAN.compare_layer:
@@ -92,11 +106,13 @@ def write_specs():
     unchanged spec keeps its mtime, a changed one is newer than the run's outputs, so Snakemake
     reruns exactly the runs whose settings changed (and what depends on them).
     """
-    from thinet.checkpoint import atomic_write_json
+    from thinet.runtime import atomic_write_json
 
-    for run_id in PLAN.runs:
-        path = spec_path(run_id)
-        spec = json.loads(json.dumps(job_spec(run_id)))
+    specs = {spec_path(run_id): job_spec(run_id) for run_id in PLAN.runs}
+    if PLAN.compare_layer:
+        specs[COMPARE_LAYER_SPEC] = compare_layer_spec()
+    for path, spec in specs.items():
+        spec = json.loads(json.dumps(spec))
         try:
             same = json.loads(open(path).read()) == spec
         except (OSError, ValueError):

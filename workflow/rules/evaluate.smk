@@ -26,30 +26,17 @@ rule evaluate:
 rule compare_layer:
     """Paper §4.1: prune one layer of the base model with every criterion, no fine-tuning."""
     input:
+        spec=COMPARE_LAYER_SPEC,
         model=lambda w: model_path(PLAN.compare_layer["after"]),
         data=lambda w: data_marker(PLAN.runs[PLAN.compare_layer["after"]]["dataset"]),
     output:
         csv=f"{RESULTS}/compare_layer.csv",
         md=f"{RESULTS}/compare_layer.md",
-    params:
-        cmp=lambda w: PLAN.compare_layer,
-        model=lambda w: PLAN.runs[PLAN.compare_layer["after"]]["model"],
-        dataset=lambda w: PLAN.runs[PLAN.compare_layer["after"]]["dataset"],
-        root=lambda w: config["datasets"][PLAN.runs[PLAN.compare_layer["after"]]["dataset"]]["root"],
-        criteria=lambda w: ",".join(PLAN.compare_layer["criteria"]),
-        modules=lambda w: " ".join(f"--criteria-module {m!r}" for m in config["criteria_modules"]),
-        eval_images=lambda w: (f"--eval-max-images {config['data']['final_eval_images']}"
-                               if config["data"]["final_eval_images"] else ""),
-        device=lambda w: "" if config["device"] == "auto" else f"--device {config['device']}",
     threads: THREADS
     resources:
         gpu=min(GPUS, 1),
     log:
         f"{RESULTS}/logs/compare_layer.log",
     shell:
-        "OMP_NUM_THREADS={threads} {sys.executable} -m thinet compare-layer --model {params.model:q}"
-        " --checkpoint {input.model:q} --dataset {params.dataset} --data-root {params.root:q}"
-        " --layer {params.cmp[layer]:q} --keep-ratio {params.cmp[keep_ratio]} --criteria {params.criteria} {params.modules}"
-        " --per-class {config[selection][per_class]} --samples-per-image {config[selection][samples_per_image]}"
-        " --seed {params.cmp[seed]} {params.eval_images} {params.device} --config {NAME}"
-        " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        "{sys.executable} {SCRIPTS}/compare_layer.py --spec {input.spec:q} --model {input.model:q}"
+        " --out-csv {output.csv:q} --out-md {output.md:q} --threads {threads} --log {log:q}"

@@ -1,0 +1,47 @@
+"""ThiNet's own criteria (§3.2): greedy selection on the next layer's sampled inputs.
+
+`thinet` adds the least-squares channel scaling w-hat of Eq. 7; `thinet_nols` is the
+paper's "ThiNet w/o w-hat" (§4.1), the same channels with unit scale.
+"""
+from __future__ import annotations
+
+from thinet.criteria._context import CriterionContext
+from thinet.criteria._registry import register_criterion
+from thinet.types import PruningError, Selection
+
+
+def needs_samples(num_images: int, samples_per_image: int, num_channels: int, layer: str) -> None:
+    """Pre-flight check run by the pipeline before any layer is pruned: Eq. 6 needs m >= C samples."""
+    if num_images * samples_per_image < num_channels:
+        raise PruningError(
+            f"layer {layer!r}: {num_images} selection images x {samples_per_image} samples per image = "
+            f"{num_images * samples_per_image} samples for {num_channels} channels; ThiNet needs at least as "
+            f"many samples as channels (raise the images per class or the samples per image)")
+
+
+def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
+    # Imported here: sampling/selection are heavier and only needed when ThiNet runs.
+    from thinet.sampling import collect_samples
+    from thinet.selection import select_channels
+
+    x_hat = collect_samples(ctx.model, ctx.pair, ctx.batches, samples_per_image=ctx.samples_per_image,
+                            seed=ctx.seed, device=ctx.device)
+    return select_channels(x_hat, ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
+
+
+@register_criterion("thinet")
+def thinet(ctx: CriterionContext) -> Selection:
+    """Algorithm 1 on the sampled x-hat of layer i+1, then least squares (Eq. 7)."""
+    return _thinet(ctx, least_squares=True)
+
+
+thinet.precheck = needs_samples  # type: ignore[attr-defined]
+
+
+@register_criterion("thinet_nols")
+def thinet_nols(ctx: CriterionContext) -> Selection:
+    """Algorithm 1 without the least-squares rescaling ("ThiNet w/o w-hat")."""
+    return _thinet(ctx, least_squares=False)
+
+
+thinet_nols.precheck = needs_samples  # type: ignore[attr-defined]

@@ -1,0 +1,89 @@
+"""Datasets of image files on disk (ImageNet, CUB-200, Indoor-67): index-file parsing and the item loader."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from thinet.data._base import ClassificationDataset
+from thinet.data._transforms import IMAGENET_CROP, imagenet_transform
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class ImageFileDataset(ClassificationDataset):
+    """RGB images decoded on access; a file that cannot be read is an error naming it (never skipped)."""
+
+    in_channels = 3
+
+    def __init__(self, files: list[Path], targets: list[int], classes: list[str], *, split: str, root: Path,
+                 train_transform: bool, image_size: int | None) -> None:
+        if not files:
+            raise ValueError(f"no images found for the {split} split under {root}")
+        # One numpy byte-string array, not a list of Path objects: DataLoader workers forked from this
+        # process would otherwise touch (and so copy) a million refcounts each (ImageNet).
+        self._paths = np.array([os.fsencode(p) for p in files])
+        self.classes, self.num_classes = classes, len(classes)
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.split, self.root, self.augmented = split, root, train_transform
+        self.image_size = image_size or IMAGENET_CROP
+        self.transform: Callable = imagenet_transform(train_transform, self.image_size)
+
+    def path(self, index: int) -> Path:
+        """The image file of item `index`."""
+        return Path(os.fsdecode(self._paths[index]))
+
+    @property
+    def files(self) -> list[Path]:
+        """Every image file, in item order (built on each call; use `path(i)` for one)."""
+        return [Path(os.fsdecode(p)) for p in self._paths]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(load_rgb(self.path(index))), int(self.targets[index])
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode an image fully (so truncation shows here, not later) as RGB; errors name the file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def read_index(path: Path, fields: int) -> list[tuple[int, list[str]]]:
+    """Non-blank lines of an index file as (line number, fields); the last field keeps any spaces.
+
+    A missing file is a FileNotFoundError and a malformed line a ValueError naming `file:line`.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"index file {path} not found")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, fields - 1)
+        if len(parts) != fields:
+            raise ValueError(f"{path}:{number}: expected {fields} fields, got {line.strip()!r}")
+        rows.append((number, parts))
+    if not rows:
+        raise ValueError(f"index file {path} is empty")
+    return rows
+
+
+def parse_int(text: str, path: Path, number: int, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{path}:{number}: {what} {text!r} is not an integer") from None
+
+
+def require_file(image: Path, index: Path, number: int) -> Path:
+    """The listed image must exist: a run never trains on a silently shortened dataset."""
+    if not image.is_file():
+        raise FileNotFoundError(f"{index}:{number}: listed image {image} does not exist")
+    return image

@@ -1,0 +1,43 @@
+"""The experiment floor, above the engine: configs and the plan of runs they expand into, MLflow
+tracking, the model builders of the paper's variants, the workflow's jobs (one function per
+Snakemake rule; the scripts in workflow/scripts only read arguments), the §4.1 single-layer
+comparison, the data-free architecture table, and the benchmarks.
+
+>>> from thinet.experiment import deep_merge
+>>> deep_merge({"data": {"batch_size": 64}}, {"data": {"batch_size": 32}})
+{'data': {'batch_size': 32}}
+"""
+from __future__ import annotations
+
+from thinet.experiment._arch_table import FORMATS, RECIPES, Recipe, arch_table, build_recipe
+from thinet.experiment._bench_sampling import run_sampling_bench
+from thinet.experiment._bench_selection import print_results, run_selection_bench
+from thinet.experiment._bench_train import TARGET_RATIO, run_train_bench
+from thinet.experiment._builders import build_run_model, check_gap_ready, gap_model, scratch_model
+from thinet.experiment._chain_job import run_chain_job
+from thinet.experiment._compare_layer import (
+    compare_layer, compare_markdown, resolve_pair, run_compare_layer, run_compare_layer_job, write_compare_csv,
+    write_compare_outputs,
+)
+from thinet.experiment._config import (
+    ConfigError, Plan, build_plan, check_config, deep_merge, load_config, read_yaml_files, validate_schema,
+)
+from thinet.experiment._data_job import run_prepare_data_job, run_selection_job
+from thinet.experiment._eval_job import run_eval_job
+from thinet.experiment._jobs import (
+    device_label, job_args, load_model, load_spec, log, make_loader, resolve_device, save_model, start_job,
+)
+from thinet.experiment._metrics import aggregate_rows, base_row, write_rows
+from thinet.experiment._tracking import Tracker, init_tracking, read_sidecar, tracking_uri, write_sidecar
+from thinet.experiment._train_job import run_train_job
+
+__all__ = [
+    "ConfigError", "FORMATS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "Tracker", "aggregate_rows",
+    "arch_table", "base_row", "build_plan", "build_recipe", "build_run_model", "check_config", "check_gap_ready",
+    "compare_layer", "compare_markdown", "deep_merge", "device_label", "gap_model", "init_tracking", "job_args", "load_config",
+    "load_model", "load_spec", "log", "make_loader", "print_results", "read_sidecar", "read_yaml_files",
+    "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
+    "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench",
+    "run_train_job", "save_model", "scratch_model", "start_job", "tracking_uri", "validate_schema",
+    "write_compare_csv", "write_compare_outputs", "write_rows", "write_sidecar",
+]

@@ -1,0 +1,118 @@
+"""Data-free reproduction of the #Param and #FLOPs columns of Tables 1 and 3.
+
+Each paper recipe is applied to the original VGG-16 / ResNet-50 (v1) through
+`prune_pair`, keeping the first channels (which channels are kept does not
+change the shapes), and the result is counted at 3×224×224.
+
+    >>> rows = arch_table(names=["ThiNet-GAP"])
+    >>> rows[0]["model"], round(rows[0]["params_M"], 2), rows[0]["paper_params_M"]
+    ('ThiNet-GAP', 8.32, 8.32)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from thinet.runtime import count_flops, count_params
+from thinet.models import create_model
+from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
+from thinet.types import PruningError
+
+COUNT_INPUT_SIZE = (3, 224, 224)
+# Tracing input: VGG's adaptive avgpool gives fc6 its 7×7 map at any size; ResNet's GAP likewise.
+TRACE_INPUT = {"vgg16": (1, 3, 32, 32), "resnet50_v1": (1, 3, 64, 64)}
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row: a base model, an optional GAP head, a strategy at a keep ratio, the paper's numbers."""
+
+    name: str
+    base: str
+    strategy: str | None
+    keep_ratio: float
+    gap: bool
+    paper_params_M: float
+    paper_flops_B: float
+
+
+# Reference columns copied from the paper (Table 1: VGG-16, Table 3: ResNet-50); never used in a computation.
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("VGG-16", "vgg16", None, 1.0, False, 138.34, 30.94),
+    Recipe("ThiNet-Conv", "vgg16", "vgg16_conv", 0.5, False, 131.44, 9.58),
+    Recipe("ThiNet-GAP", "vgg16", "vgg16_conv", 0.5, True, 8.32, 9.34),
+    Recipe("ThiNet-Tiny", "vgg16", "vgg16_tiny", 0.25, True, 1.32, 2.01),
+    Recipe("ResNet-50", "resnet50_v1", None, 1.0, False, 25.56, 7.72),
+    Recipe("ThiNet-70", "resnet50_v1", "resnet_bottleneck", 0.7, False, 16.94, 4.88),
+    Recipe("ThiNet-50", "resnet50_v1", "resnet_bottleneck", 0.5, False, 12.38, 3.41),
+    Recipe("ThiNet-30", "resnet50_v1", "resnet_bottleneck", 0.3, False, 8.66, 2.20),
+)
+
+
+def build_recipe(recipe: Recipe, device: str | torch.device = "meta") -> nn.Module:
+    """The recipe's architecture, first channels kept.
+
+    On the default "meta" device tensors have shapes but no storage: no weight is
+    initialised or multiplied, which makes the table take seconds; the surgery is the same.
+    """
+    with torch.device(device):
+        model = create_model(recipe.base, IMAGENET_CLASSES).eval()
+    if recipe.gap:
+        model = to_gap(model, IMAGENET_CLASSES)
+    if recipe.strategy is not None:
+        x = torch.zeros(TRACE_INPUT[recipe.base], device=device)
+        steps = get_strategy(recipe.strategy)(model, recipe.keep_ratio, x)
+        model = prune_with_first_channels(model, steps, x)
+    return model
+
+
+def arch_table(names: list[str] | None = None, progress: Callable[[str], None] | None = None,
+               device: str | torch.device = "meta") -> list[dict]:
+    """Rows `model, params_M, flops_B, paper_params_M, paper_flops_B` for the recipes `names` (all by default)."""
+    known = [r.name for r in RECIPES]
+    wanted = known if names is None else list(names)
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise PruningError(f"unknown arch-table row(s) {unknown}; known: {', '.join(known)}")
+    rows = []
+    for recipe in RECIPES:
+        if recipe.name not in wanted:
+            continue
+        if progress:
+            progress(recipe.name)
+        model = build_recipe(recipe, device)
+        rows.append({
+            "model": recipe.name,
+            "params_M": count_params(model) / 1e6,
+            "flops_B": count_flops(model, COUNT_INPUT_SIZE) / 1e9,
+            "paper_params_M": recipe.paper_params_M,
+            "paper_flops_B": recipe.paper_flops_B,
+        })
+        del model
+    return rows
+
+
+COLUMNS = ("model", "params_M", "flops_B", "paper_params_M", "paper_flops_B")
+
+
+def _cells(row: dict) -> list[str]:
+    return [row["model"]] + [f"{row[c]:.2f}" for c in COLUMNS[1:]]
+
+
+def format_csv(rows: list[dict]) -> str:
+    """CSV with header `model,params_M,flops_B,paper_params_M,paper_flops_B`, 2 decimals."""
+    return "\n".join([",".join(COLUMNS)] + [",".join(_cells(r)) for r in rows]) + "\n"
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The same table as a Markdown pipe table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+FORMATS: dict[str, Callable[[list[dict]], str]] = {"csv": format_csv, "md": format_markdown}

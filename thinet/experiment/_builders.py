@@ -1,0 +1,95 @@
+"""The models a run starts from, by kind: a base model (from scratch, pretrained or a checkpoint),
+a GAP head on another model (ThiNet-GAP, §4.2), another model's architecture from random
+initialisation ("Train from scratch", Tables 1 and 4), or a model carried to a new dataset with a
+new classifier (Table 4). The workflow's training jobs and `thinet prune --gap` use the same code.
+
+>>> import torchvision
+>>> gap_model(torchvision.models.vgg11(weights=None), num_classes=10).classifier
+Sequential(
+  (0): Linear(in_features=512, out_features=10, bias=True)
+)
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torchvision.models import VGG
+
+from thinet.models import VGGGap, create_model, input_size_of, replace_last_linear
+from thinet.runtime import derive_seed
+from thinet.strategies import to_gap
+from thinet.types import PruningError
+
+# (run settings, training dataset, the model the run starts from or None) -> the model to train
+Builder = Callable[[Mapping[str, Any], Any, "nn.Module | None"], nn.Module]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def _builder(kind: str) -> Callable[[Builder], Builder]:
+    def add(fn: Builder) -> Builder:
+        _BUILDERS[kind] = fn
+        return fn
+    return add
+
+
+def build_run_model(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
+    """The starting model of a workflow run of kind base, gap, scratch or transfer."""
+    if run["kind"] not in _BUILDERS:
+        raise ValueError(f"run {run['id']!r}: no model builder for kind {run['kind']!r}; known: {sorted(_BUILDERS)}")
+    return _BUILDERS[run["kind"]](run, data, source)
+
+
+def check_gap_ready(model: nn.Module, label: str) -> None:
+    """PruningError unless `model` is a VGG with its FC head (what a GAP head replaces)."""
+    if not isinstance(model, VGG):
+        raise PruningError(f"--gap needs a VGG model; {label} is {type(model).__name__}")
+    if isinstance(model, VGGGap):
+        raise PruningError(f"--gap: {label} already ends in global average pooling")
+
+
+def gap_model(model: nn.Module, num_classes: int, seed: int = 0, label: str = "the model") -> nn.Module:
+    """ThiNet-GAP's head: VGG's FC layers replaced by global average pooling and a new Linear."""
+    check_gap_ready(model, label)
+    return to_gap(model, num_classes, seed=seed)
+
+
+def scratch_model(model: nn.Module, seed: int) -> nn.Module:
+    """A copy of `model`'s (pruned) architecture with every parameter drawn anew from `seed`."""
+    fresh = copy.deepcopy(model)
+    torch.manual_seed(derive_seed(seed, "scratch-init"))
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
+@_builder("base")
+def _base(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
+    model = create_model(run["model"], num_classes=data.num_classes, pretrained=run["pretrained"],
+                         checkpoint=run["checkpoint"], **run["model_args"])
+    if run["gap"]:
+        model = to_gap(model, data.num_classes)
+    want = (data.in_channels, data.image_size, data.image_size)
+    if tuple(input_size_of(model)) != want:
+        raise ValueError(f"config key 'bases.{run['base']}.model_args': model {run['model']} takes input "
+                         f"{tuple(input_size_of(model))} but dataset {run['dataset']} gives {want}; "
+                         f"set in_chans/input_size or datasets.{run['dataset']}.image_size")
+    return model
+
+
+@_builder("gap")
+def _gap(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
+    return gap_model(source, data.num_classes, seed=run["seed"], label=f"the model of run {run['after']!r}")
+
+
+@_builder("scratch")
+def _scratch(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
+    return scratch_model(source, run["seed"])
+
+
+@_builder("transfer")
+def _transfer(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
+    return replace_last_linear(source, data.num_classes)

@@ -1,0 +1,66 @@
+"""Rows of the tidy metrics table (`results/<config>/metrics.csv`, columns in ARCHITECTURE.md):
+the run-identifying columns of a job, writing rows, and joining every job's rows into the table.
+
+>>> import io, csv
+>>> row = {"config": "demo", "phase": "base", "top1": 91.5}
+>>> sorted(k for k, v in complete(row).items() if v != "")
+['config', 'phase', 'top1']
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any, Iterable, Mapping
+
+from thinet.report import METRICS_COLUMNS
+from thinet.runtime import write_text_atomic
+
+# Whole-model rows first (base, final), then per-step rows.
+_PHASE_ORDER = {"base": 0, "final": 1, "pruned": 2, "finetuned": 2}
+
+
+def base_row(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-identifying columns of a metrics row, from a job spec."""
+    run = spec["run"]
+    original = run["kind"] == "original"
+    return {"config": spec["config"], "experiment": run["experiment"], "dataset": run["dataset"],
+            "model": run["model"], "variant": run["variant"], "strategy": "" if original else run.get("strategy", ""),
+            "criterion": "" if original else run.get("criterion", ""),
+            "keep_ratio": 1.0 if original else run.get("keep_ratio", ""), "seed": run.get("seed", 0)}
+
+
+def complete(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`row` with exactly METRICS_COLUMNS (missing and None cells empty); an unknown column is an error."""
+    unknown = sorted(set(row) - set(METRICS_COLUMNS))
+    if unknown:
+        raise ValueError(f"metrics row has column(s) {unknown} outside the schema {list(METRICS_COLUMNS)}")
+    return {k: "" if row.get(k) is None else row.get(k, "") for k in METRICS_COLUMNS}
+
+
+def write_rows(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """CSV with exactly METRICS_COLUMNS, written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRICS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(complete(row) for row in rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of one job's CSV; columns other than METRICS_COLUMNS are an error naming the file."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != METRICS_COLUMNS:
+            raise ValueError(f"{path}: columns {reader.fieldnames} differ from the metrics schema "
+                             f"{list(METRICS_COLUMNS)}")
+        return list(reader)
+
+
+def aggregate_rows(inputs: Iterable[str | os.PathLike], out: str | os.PathLike) -> int:
+    """Join the jobs' CSVs into the tidy table in a stable order; returns the number of rows."""
+    rows = [row for path in inputs for row in read_rows(path)]
+    rows.sort(key=lambda r: (_PHASE_ORDER[r["phase"]], r["experiment"], r["model"], r["variant"], r["seed"],
+                             int(r["step"]), r["phase"] == "finetuned"))
+    write_rows(rows, out)
+    return len(rows)

@@ -1,0 +1,53 @@
+"""The workflow's training job: build the run's model (`_builders`: a base model, a GAP head, another
+run's architecture from scratch, a model carried to this dataset) and train it with the run's
+schedule; log an MLflow run (training curve) and write its id beside the model. Runs under torchrun.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from thinet.experiment._builders import build_run_model
+from thinet.experiment._jobs import load_model, log, resolve_device, save_model, spec_dataset, train_loader
+from thinet.experiment._tracking import Tracker, write_sidecar
+from thinet.runtime import barrier, dist_info, seed_everything, setup_distributed, train
+
+
+def _log_progress(tracker: Tracker, run_id: str, step: int, metrics: dict) -> None:
+    tracker.log_metrics(run_id, {f"train_{k}": v for k, v in metrics.items()}, step)
+    log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+
+def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
+    """Build and train the model of the run of `spec` (starting from the model file `source`, or the
+    run's checkpoint for a transfer run); save it to `out` with run.json beside it."""
+    run = spec["run"]
+    if run["kind"] == "transfer":
+        source = run["checkpoint"]
+    seed_everything(run["seed"])
+    data = spec_dataset(spec, "train")
+    model = build_run_model(run, data, None if source is None else load_model(source))
+    schedule = run["train"]
+    info = dist_info()
+    tracker = Tracker.open(spec["mlflow"]["experiment"], enabled=spec["mlflow"]["enabled"] and info.is_main)
+    out_dir = Path(out).parent
+    run_id = tracker.start_run(run["id"], params={"config": spec["config"], **{k: v for k, v in run.items()
+                               if k not in ("id", "hash", "source_hash")}},
+                               tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": run["kind"],
+                                     "thinet.config": spec["config"], "thinet.hash": run["hash"]})
+    if schedule:
+        device = setup_distributed(info, resolve_device(spec["device"], "config key 'device'"))
+        loader = train_loader(spec, run["seed"])
+        log.info("training %s (%s) for %s on %s", run["id"], run["kind"], schedule, device)
+        history = train(model, loader, schedule, device=device, amp=spec["amp"], seed=run["seed"],
+                        checkpoint_path=out_dir / f"train_state-{run['hash']}.pt",
+                        log=lambda step, m: _log_progress(tracker, run_id, step, m),
+                        desc=run["id"])
+        if history:
+            log.info("last training record: %s", history[-1])
+    if info.is_main:
+        save_model(model, out)
+        write_sidecar(out_dir / "run.json", run_id, run=run["id"], output=str(out))
+        (out_dir / f"train_state-{run['hash']}.pt").unlink(missing_ok=True)
+    tracker.end_run(run_id)
+    barrier(info)

@@ -1,0 +1,78 @@
+"""What a workflow config says about its results, as far as the report cares: the facts
+each table and figure's `wanted` condition is a function of.
+
+>>> cfg = {"bases": {"vgg": {"model": "vgg16_small"}},
+...        "experiments": {"e": {"base": "vgg", "variants": [{"kind": "original"}, {"kind": "chain"}]}}}
+>>> facts = config_facts(cfg)
+>>> sorted(facts.families), facts.criteria_chains, facts.transfer_experiments
+(['vgg'], True, frozenset())
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from thinet.report._rows import model_family
+
+TRANSFER_KIND = "transfer"
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """`families`: model families ('vgg', 'resnet', 'other') of the experiments outside transfer;
+    `criteria_chains`: a pruning chain outside the transfer experiments; `chains`: a pruning chain in
+    any experiment (per-layer rows); `pruned_models`: a variant other than the unpruned model (final
+    rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured."""
+
+    families: frozenset[str]
+    criteria_chains: bool
+    chains: bool
+    pruned_models: bool
+    transfer_experiments: frozenset[str]
+    compare_layer: bool
+
+
+def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    experiments = config.get("experiments") or {}
+    if not isinstance(experiments, Mapping):
+        raise ValueError(f"config key 'experiments': expected a mapping of experiments, got {type(experiments).__name__}")
+    return dict(experiments)
+
+
+def _kinds(experiment: Mapping[str, Any]) -> set[str]:
+    return {variant.get("kind", "") for variant in experiment.get("variants") or []}
+
+
+def _base_model(config: Mapping[str, Any], name: str, experiment: Mapping[str, Any]) -> str:
+    base = experiment.get("base")
+    bases = config.get("bases") or {}
+    if base not in bases:
+        raise ValueError(f"config key 'experiments.{name}.base': {base!r} is not one of the bases {sorted(bases)}")
+    return str(bases[base].get("model", ""))
+
+
+def transfer_experiments(config: Mapping[str, Any]) -> frozenset[str]:
+    """Experiments that belong in Table 4: those with a variant of kind 'transfer' or named 'transfer*'.
+
+    >>> transfer_experiments({"experiments": {"transfer_cub": {}, "e": {"variants": [{"kind": "transfer"}]},
+    ...                                       "f": {"variants": [{"kind": "chain"}]}}}) == {"transfer_cub", "e"}
+    True
+    """
+    return frozenset(name for name, exp in _experiments(config).items()
+                     if TRANSFER_KIND in _kinds(exp) or name.startswith("transfer"))
+
+
+def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
+    """The facts of `config`; raises ValueError naming the key when an experiment's base is unknown."""
+    transfer = transfer_experiments(config)
+    families, criteria_chains, chains, pruned_models = set(), False, False, False
+    for name, exp in _experiments(config).items():
+        kinds = _kinds(exp)
+        chains |= "chain" in kinds
+        pruned_models |= bool(kinds - {"original"})
+        if name not in transfer:
+            families.add(model_family(_base_model(config, name, exp)))
+            criteria_chains |= "chain" in kinds
+    return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
+                       bool(config.get("compare_layer")))

@@ -1,0 +1,54 @@
+"""The architecture table: parameters and FLOPs of each model as counted here, beside the paper's."""
+from __future__ import annotations
+
+import pandas as pd
+
+from thinet.report._context import ReportContext
+from thinet.report._stats import format_value
+from thinet.report._table import Table
+from thinet.report.tables._registry import table
+
+CAPTION = """\
+**Architectures** — parameters (M) and FLOPs (B) of each model as counted by this suite
+(``thinet arch-table``: all parameters; FLOPs = 2 × multiply-accumulates of convolution and
+fully-connected layers for one image at the model's input size), beside the paper's counts
+(VGG-16 138.34M / 30.94B, ResNet-50 25.56M / 7.72B, ...) and the relative difference in %. A
+difference of more than a fraction of a percent means a different architecture or counting convention.
+"""
+
+
+def _difference_pct(measured: pd.Series, paper: pd.Series) -> pd.Series:
+    paper = pd.to_numeric(paper, errors="coerce")
+    return 100.0 * (pd.to_numeric(measured, errors="coerce") - paper) / paper
+
+
+@table("arch_table", order=5, source="arch", wanted=lambda facts: True, needs="one row per model",
+       section=("Tables", "Architectures"), caption=CAPTION)
+def arch_table(arch: pd.DataFrame, ctx: ReportContext) -> Table:
+    """From `thinet arch-table` output: counts, the paper's counts and their relative difference in %.
+
+    >>> import pandas as pd
+    >>> t = arch_table(pd.DataFrame({"model": ["vgg16"], "params_M": [138.36], "flops_B": [30.95],
+    ...                              "paper_params_M": [138.34], "paper_flops_B": [30.94]}), ReportContext("default"))
+    >>> round(float(t.data.loc[0, "params_diff_pct"]), 3)
+    0.014
+    """
+    data = arch.copy()
+    data["params_diff_pct"] = _difference_pct(data["params_M"], data["paper_params_M"])
+    data["flops_diff_pct"] = _difference_pct(data["flops_B"], data["paper_flops_B"])
+    display = pd.DataFrame({
+        "Model": data["model"],
+        "#Param. (M)": [format_value(v, 2) for v in data["params_M"]],
+        "paper #Param. (M)": [format_value(v, 2) for v in data["paper_params_M"]],
+        "Δ #Param. (%)": [format_value(v, 2) for v in data["params_diff_pct"]],
+        "#FLOPs (B)": [format_value(v, 2) for v in data["flops_B"]],
+        "paper #FLOPs (B)": [format_value(v, 2) for v in data["paper_flops_B"]],
+        "Δ #FLOPs (%)": [format_value(v, 2) for v in data["flops_diff_pct"]],
+    })
+    notes = [
+        "Counted by thinet.counting at each model's input size: all parameters; FLOPs = 2 × multiply-accumulates "
+        "of convolution and fully-connected layers for one image. paper columns: Luo, Wu, Lin, ICCV 2017 "
+        "(Tables 1, 3 and 4); Δ = (ours − paper) / paper.",
+    ]
+    return Table(name="arch_table", title=f"Architectures: parameters and FLOPs (config `{ctx.config}`)",
+                 data=data, display=display, notes=notes)

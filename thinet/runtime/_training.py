@@ -1,0 +1,178 @@
+"""The training / fine-tuning loop (paper §4.2–4.3): SGD, momentum 0.9, weight decay 5e-4.
+
+One loop serves training from scratch and fine-tuning after each pruning step.
+It checkpoints at every epoch end (atomically) and resumes from that file when
+it exists; it uses AMP and channels_last on CUDA; it runs data-parallel under
+`torchrun`; it is seeded, so the same seed gives the same weights on CPU.
+
+>>> import torch
+>>> from torch import nn
+>>> from thinet.runtime import Schedule
+>>> data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(3)]
+>>> model = nn.Linear(4, 2)
+>>> history = train(model, data, Schedule(epochs=2, lr=0.1), device="cpu", progress=False)
+>>> history[-1]["step"]
+6
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from thinet.runtime._distributed import barrier, dist_info, setup_distributed, shard_loader, wrap_distributed
+from thinet.runtime._checkpoint import atomic_save, load_checkpoint
+from thinet.runtime._schedule import Schedule
+from thinet.runtime._seeding import rng_state, seed_everything, set_rng_state
+
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+
+LogFn = Callable[[int, dict[str, float]], None]
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.SGD:
+    """The paper's optimizer: SGD with momentum 0.9 and weight decay 5e-4."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+
+def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: None (auto) means bf16 (fp16 where bf16 is missing) on CUDA, off on CPU."""
+    if amp is None:
+        amp = device.type == "cuda"
+    if amp is False or amp == "off":
+        return None
+    if device.type != "cuda":
+        raise ValueError(f"amp={amp!r} needs a CUDA device; training runs on {device}")
+    if amp is True:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp not in _AMP_DTYPES:
+        raise ValueError(f"amp={amp!r} is not one of None, True, False, 'off', {', '.join(map(repr, _AMP_DTYPES))}")
+    return _AMP_DTYPES[amp]
+
+
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    if channels_last is None:
+        return device.type == "cuda"
+    if channels_last and device.type != "cuda":
+        raise ValueError(f"channels_last=True needs a CUDA device; training runs on {device}")
+    return bool(channels_last)
+
+
+def _resume(path: str, model: nn.Module, optimizer, scheduler, scaler, expected: Mapping[str, Any]) -> dict:
+    ckpt = load_checkpoint(path)
+    for key, value in expected.items():
+        if ckpt.get(key) != value:
+            raise ValueError(f"checkpoint {path!r} was written with {key}={ckpt.get(key)!r}, this run has "
+                             f"{key}={value!r}; remove the file to start afresh")
+    try:
+        model.load_state_dict(ckpt["model"].state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path!r} does not fit the model: {str(err).splitlines()[0]}") from None
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt
+
+
+def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, Any], *,
+          device: str | torch.device, amp: str | bool | None = None, channels_last: bool | None = None,
+          checkpoint_path: str | os.PathLike | None = None, seed: int = 0, log: LogFn | None = None,
+          progress: bool = True, log_every: int = 50, desc: str = "train") -> list[dict[str, float]]:
+    """Train `model` in place with cross-entropy; return the logged history.
+
+    `loader` yields `(images, labels)` and has a length (a DataLoader or a list).
+    `log(step, metrics)` receives `loss`, `accuracy` (%, on the training batches
+    since the last log), `lr` and `epoch` every `log_every` steps and at each
+    epoch end; those are also the history records. Only rank 0 logs and writes.
+    """
+    schedule = Schedule.from_config(schedule)
+    device = torch.device(device)
+    amp_dtype = resolve_amp(amp, device)
+    use_channels_last = resolve_channels_last(channels_last, device)
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every!r}")
+    info = dist_info()
+    device = setup_distributed(info, device)
+    loader = shard_loader(loader, info, seed)
+    steps_per_epoch = len(loader)
+    total = schedule.total_steps(steps_per_epoch)
+
+    seed_everything(seed)
+    was_training = model.training
+    model.to(device, memory_format=torch.channels_last if use_channels_last else torch.preserve_format)
+    optimizer = make_optimizer(model, schedule.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule.lr_factor(s, total))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    fingerprint = {"schedule": schedule.to_dict(), "total_steps": total, "seed": seed}
+    step, epoch, history = 0, 0, []
+    if checkpoint_path is not None and os.path.exists(checkpoint_path):
+        ckpt = _resume(str(checkpoint_path), model, optimizer, scheduler, scaler, fingerprint)
+        step, epoch, history = ckpt["step"], ckpt["epoch"], ckpt["history"]
+
+    net = wrap_distributed(model, info, device)
+    net.train()
+    show = progress and info.is_main and sys.stderr.isatty()
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not show, dynamic_ncols=True)
+    running = torch.zeros(3, device=device)  # loss sum, correct, images: synced only at log time
+    while step < total:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            if use_channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = net(images)
+                loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            with torch.no_grad():
+                running += torch.stack([loss.detach().float() * labels.numel(),
+                                        (logits.argmax(1) == labels).sum().float(),
+                                        torch.tensor(float(labels.numel()), device=device)])
+            bar.update(1)
+            epoch_end = step % steps_per_epoch == 0 or step == total
+            if step % log_every == 0 or epoch_end:
+                loss_sum, correct, seen = running.tolist()
+                running.zero_()
+                record = {"step": step, "epoch": step / steps_per_epoch, "loss": loss_sum / seen,
+                          "accuracy": 100.0 * correct / seen, "lr": schedule.lr_at(step - 1, total)}
+                if info.is_main:
+                    history.append(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.1f}")
+                    if log is not None:
+                        log(step, {k: v for k, v in record.items() if k != "step"})
+            if step == total:
+                break
+        epoch += 1
+        if checkpoint_path is not None and info.is_main:
+            atomic_save({**fingerprint, "model": model, "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "step": step, "epoch": epoch, "rng": rng_state(), "history": history},
+                        checkpoint_path)
+        barrier(info)
+    bar.close()
+    model.train(was_training)
+    return history
+
+
+def finetune(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, Any], **kwargs: Any) -> list[dict]:
+    """Fine-tune a pruned model: the same loop as `train` (the paper uses one SGD setup for both).
+
+    >>> # finetune(pruned, train_loader, Schedule(epochs=1, lr=1e-3), device="cuda")
+    """
+    return train(model, loader, schedule, **kwargs)

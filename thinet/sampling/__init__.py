@@ -1,0 +1,21 @@
+"""ThiNet's training examples (paper §3.2.1): the m×C matrix X̂ of channel contributions of
+layer i+1's inputs, sampled at random positions (`collect_samples`) or summed over every
+position as a Gram matrix (`collect_gram`).
+
+Each consumer kind (Conv2d, a Linear after a flatten) is one small class in `_consumers.py`,
+registered by module type; `_capture.py` stops the forward pass at the consumer.
+
+>>> import torch
+>>> from torch import nn
+>>> from thinet.types import LayerPair
+>>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
+>>> collect_samples(net, LayerPair("0", "2"), torch.randn(6, 3, 8, 8), samples_per_image=5).shape
+torch.Size([30, 8])
+"""
+from __future__ import annotations
+
+from thinet.sampling._capture import iter_batches
+from thinet.sampling._collect import collect_gram, collect_samples
+from thinet.sampling._consumers import Consumer, make_consumer, register_consumer
+
+__all__ = ["Consumer", "collect_gram", "collect_samples", "iter_batches", "make_consumer", "register_consumer"]

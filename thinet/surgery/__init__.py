@@ -1,0 +1,25 @@
+"""ThiNet's surgery (§3.1 step 2, §3.2.3): really removing filters, on Torch-Pruning's dependency graph.
+
+The analysis is kept apart from the cutting, as in Torch-Pruning: `_graph.py` traces the model
+and says what a producer's channels are coupled to; `_pairs.py` decides whether a pair is one
+ThiNet can prune (and names the coupling when it is not); `_cut.py` scales the consumer's kept
+inputs by ŵ and removes the producer's filters, its BatchNorm channels and the consumer's inputs.
+The result is a plain, smaller `nn.Module`.
+
+>>> import torch, torchvision
+>>> from thinet.types import LayerPair, Selection
+>>> model = torchvision.models.vgg11(weights=None)
+>>> x = torch.randn(1, 3, 32, 32)
+>>> model = prune_pair(model, LayerPair("features.0", "features.3"), Selection.from_keep(torch.arange(32), 64),
+...                    example_inputs=x)
+>>> model.features[0].out_channels
+32
+"""
+from __future__ import annotations
+
+from thinet.surgery._cut import prune_pair
+from thinet.surgery._graph import Coupling, build_graph, coupling_of, is_prunable_layer, reused_layers
+from thinet.surgery._pairs import check_pair, consumer_columns, coupling_error
+
+__all__ = ["Coupling", "build_graph", "check_pair", "consumer_columns", "coupling_error", "coupling_of",
+           "is_prunable_layer", "prune_pair", "reused_layers"]
