@@ -46,8 +46,9 @@ def arch_table(arch: pd.DataFrame, ctx: ReportContext) -> Table:
         "Δ #FLOPs (%)": [format_value(v, 2) for v in data["flops_diff_pct"]],
     })
     notes = [
-        "Counted by thinet.counting at each model's input size: all parameters; FLOPs = 2 × multiply-accumulates "
-        "of convolution and fully-connected layers for one image. paper columns: Luo, Wu, Lin, ICCV 2017 "
+        "Counted by thinet.runtime.count_params and count_flops at each model's input size: all parameters; "
+        "FLOPs = 2 × multiply-accumulates of convolution and fully-connected layers for one image. paper columns: "
+        "Luo, Wu, Lin, ICCV 2017 "
         "(Tables 1, 3 and 4); Δ = (ours − paper) / paper.",
     ]
     return Table(name="arch_table", title=f"Architectures: parameters and FLOPs (config `{ctx.config}`)",
