@@ -61,7 +61,7 @@ class StepTracker:
         if phase == "finetuned":
             self.tracker.end_run(self.child)
         log.info("step %d %s %s: top1 %.2f%%, params %d, flops %d", index, result["layer"], phase,
-                        result["top1"], result["params"], result["flops"])
+                 result["top1"], result["params"], result["flops"])
         return result
 
     def log_training(self, step: int, metrics: dict[str, float]) -> None:

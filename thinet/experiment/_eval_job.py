@@ -19,7 +19,6 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
                  out: str | os.PathLike) -> None:
     """Evaluate the model in `model_file` for the run of `spec`; write its row to `out` (and `out`.json)."""
     run = spec["run"]
-    run = spec["run"]
     device = resolve_device(spec["device"], "config key 'device'")
     model = load_model(model_file).to(device)
     size = input_size_of(model)
@@ -41,7 +40,7 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
         tracker.set_tags(run_id, {f"snakemake.eval.{run['id']}": str(Path(out).resolve()),
                                   "thinet.variant": run["variant"]})
         if spec["mlflow"]["log_model"]:
-            tracker.log_model(run_id, model.cpu().eval(), example_inputs(model).numpy())
+            tracker.log_model(run_id, model.cpu().eval(), example_inputs(model, device="cpu").numpy())
         tracker.end_run(run_id)
     row["mlflow_run_id"] = run_id
     write_rows([row], out)
