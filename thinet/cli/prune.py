@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                   "strategy": args.strategy},
                         progress=not args.no_progress)
     if args.gap:
-        model = gap_model(model, select_set.num_classes, seed=args.seed, label=label).to(device)
+        model = gap_model(model, select_set.num_classes, seed=args.seed).to(device)
         train(model, tune_loader, final, device=device, checkpoint_path=workdir / "gap.pt",
               seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning")
     if not dist_info().is_main:
