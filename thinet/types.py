@@ -147,5 +147,17 @@ def check_keep_ratio(keep_ratio: float, where: str) -> float:
     return float(keep_ratio)
 
 
+# The result files' columns (ARCHITECTURE.md): written by the experiment layer, read by the report.
+METRICS_COLUMNS = (
+    "config", "experiment", "dataset", "model", "variant", "strategy", "criterion", "keep_ratio", "seed",
+    "step", "layer", "phase", "top1", "top5", "loss", "eval_images", "params", "flops",
+    "forward_ms", "backward_ms", "device", "mlflow_run_id",
+)
+COMPARE_LAYER_COLUMNS = (
+    "config", "dataset", "model", "layer", "keep_ratio", "seed", "criterion", "top1", "top5", "eval_images",
+)
+ARCH_TABLE_COLUMNS = ("model", "params_M", "flops_B", "paper_params_M", "paper_flops_B")
+
+
 class PruningError(ValueError):
     """Raised on bad input before anything is computed or modified; the message names the culprit."""

@@ -19,7 +19,7 @@ from torch import nn
 from thinet.runtime import count_flops, count_params
 from thinet.models import create_model
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
-from thinet.types import PruningError
+from thinet.types import ARCH_TABLE_COLUMNS, PruningError
 
 COUNT_INPUT_SIZE = (3, 224, 224)
 # Tracing input: VGG's adaptive avgpool gives fc6 its 7×7 map at any size; ResNet's GAP likewise.
@@ -96,7 +96,7 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
     return rows
 
 
-COLUMNS = ("model", "params_M", "flops_B", "paper_params_M", "paper_flops_B")
+COLUMNS = ARCH_TABLE_COLUMNS
 
 
 def _cells(row: dict) -> list[str]:

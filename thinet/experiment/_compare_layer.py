@@ -21,9 +21,8 @@ from torch.utils.data import DataLoader
 
 from thinet.criteria import CriterionContext, available_criteria, get_criterion, load_criterion_modules, run_criterion
 from thinet.experiment._jobs import log, resolve_device
-from thinet.report import COMPARE_LAYER_COLUMNS, PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING
 from thinet.runtime import write_text_atomic
-from thinet.types import LayerPair, PruningError, check_keep_ratio
+from thinet.types import COMPARE_LAYER_COLUMNS, LayerPair, PruningError, check_keep_ratio
 
 UNPRUNED = "none"  # the criterion column of the unpruned model's row
 
@@ -148,6 +147,9 @@ def compare_markdown(rows: Sequence[dict[str, Any]], layer_label: str | None = N
     | thinet | 0.4 | 80.00 | 99.00 | 10 | 70.75 |
     ...
     """
+    # The report floor is loaded only here, where its paper values are shown, not in every job.
+    from thinet.report import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING
+
     if not rows:
         raise ValueError("compare_markdown: no rows")
     pruned = [r for r in rows if r["criterion"] != UNPRUNED]

@@ -13,8 +13,8 @@ import io
 import os
 from typing import Any, Iterable, Mapping
 
-from thinet.report import METRICS_COLUMNS
 from thinet.runtime import write_text_atomic
+from thinet.types import METRICS_COLUMNS
 
 # Whole-model rows first (base, final), then per-step rows.
 _PHASE_ORDER = {"base": 0, "final": 1, "pruned": 2, "finetuned": 2}

@@ -11,15 +11,8 @@ from typing import IO
 
 import pandas as pd
 
-METRICS_COLUMNS = (
-    "config", "experiment", "dataset", "model", "variant", "strategy", "criterion", "keep_ratio", "seed",
-    "step", "layer", "phase", "top1", "top5", "loss", "eval_images", "params", "flops",
-    "forward_ms", "backward_ms", "device", "mlflow_run_id",
-)
-COMPARE_LAYER_COLUMNS = (
-    "config", "dataset", "model", "layer", "keep_ratio", "seed", "criterion", "top1", "top5", "eval_images",
-)
-ARCH_TABLE_COLUMNS = ("model", "params_M", "flops_B", "paper_params_M", "paper_flops_B")
+from thinet.types import ARCH_TABLE_COLUMNS, COMPARE_LAYER_COLUMNS, METRICS_COLUMNS
+
 PHASES = ("base", "pruned", "finetuned", "final")
 
 _TEXT_COLUMNS = ("config", "experiment", "dataset", "model", "variant", "strategy", "criterion", "layer", "phase", "device")
