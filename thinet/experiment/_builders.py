@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG
 
+from thinet.experiment._jobs import load_model
 from thinet.models import VGGGap, create_model, input_size_of, replace_last_linear
 from thinet.runtime import derive_seed
 from thinet.strategies import to_gap
@@ -94,4 +95,4 @@ def _scratch(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.
 
 @_builder("transfer")
 def _transfer(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    return replace_last_linear(source, data.num_classes)
+    return replace_last_linear(load_model(run["checkpoint"]), data.num_classes)  # a model of another config

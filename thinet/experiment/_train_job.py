@@ -19,11 +19,9 @@ def _log_progress(tracker: Tracker, run_id: str, step: int, metrics: dict) -> No
 
 
 def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
-    """Build and train the model of the run of `spec` (starting from the model file `source`, or the
-    run's checkpoint for a transfer run); save it to `out` with run.json beside it."""
+    """Build and train the model of the run of `spec` (starting from the model file `source` when the run
+    starts from another run's model); save it to `out` with run.json beside it."""
     run = spec["run"]
-    if run["kind"] == "transfer":
-        source = run["checkpoint"]
     seed_everything(run["seed"])
     data = spec_dataset(spec, "train")
     model = build_run_model(run, data, None if source is None else load_model(source))
