@@ -117,8 +117,17 @@ def test_resolve_pair_accepts_paper_and_module_names() -> None:
 
 
 def test_markdown_leaves_paper_blank_for_unreported_criteria() -> None:
-    rows = [{"criterion": c, "keep_ratio": 0.4, "top1": 50.0, "top5": 90.0, "eval_images": 5, "layer": "f.0",
-             "dataset": "d", "model": "m"} for c in ("apoz", "weight_sum")]
+    rows = [{"criterion": c, "keep_ratio": 0.4, "top1": 50.0, "top5": 90.0, "eval_images": 5, "layer": "features.0",
+             "dataset": "cub200", "model": "vgg16"} for c in ("apoz", "weight_sum")]
     lines = compare_markdown(rows).splitlines()
     assert "| apoz | 0.4 | 50.00 | 90.00 | 5 |  |" in lines
     assert "| weight_sum | 0.4 | 50.00 | 90.00 | 5 | 40.99 |" in lines
+
+
+@pytest.mark.parametrize("change", [{"dataset": "fashion_mnist"}, {"keep_ratio": 0.5}, {"layer": "features.2"}])
+def test_markdown_shows_the_paper_column_only_in_the_papers_setting(change) -> None:
+    row = {"criterion": "weight_sum", "keep_ratio": 0.4, "top1": 50.0, "top5": 90.0, "eval_images": 5,
+           "layer": "features.0", "dataset": "cub200", "model": "vgg16", **change}
+    text = compare_markdown([row])
+    assert "paper" not in text and "40.99" not in text
+    assert f"| weight_sum | {row['keep_ratio']} | 50.00 | 90.00 | 5 |" in text.splitlines()

@@ -62,6 +62,10 @@ def test_default_config_expands_to_the_documented_grid(default_raw):
      "experiments.vgg_criteria.variants[3].from", "nowhere"),
     (lambda c: c["experiments"]["vgg_criteria"]["variants"].append({"kind": "chain", "strategy": "vgg16_conv"}),
      "experiments.vgg_criteria.variants[3]", "criteria"),
+    (lambda c: c.update(gpus=3), "data.batch_size", "'gpus' = 3"),
+    (lambda c: c["compare_layer"].update(run="vgg_criteria-nope"), "compare_layer", "not both"),
+    (lambda c: c["compare_layer"].pop("base") and c["compare_layer"].update(run="vgg_criteria-nope"),
+     "compare_layer.run", "vgg_criteria-thinet-r0.5-s0"),
 ])
 def test_bad_config_names_the_key(default_raw, tmp_path, mutate, key, allowed):
     raw = copy.deepcopy(default_raw)
@@ -122,6 +126,11 @@ def test_paper_configs_and_ci_overrides(paper, override):
     assert all("fixture" in ds for ds in merged["datasets"].values())
     real, ci = build_plan(raw), build_plan(merged)
     assert sorted(real.runs) == sorted(ci.runs)  # the CI run exercises the same DAG
+    # the authors' protocol (§4.2-4.4): Caffe's bias rule, "lr from 1e-3 to 1e-5" as a step schedule
+    assert raw["optimizer"] == {"bias_lr_factor": 2, "bias_weight_decay": False}
+    decaying = [s for run in real.runs.values() for s in [run.get("train"), *(run.get("finetune") or {}).values()]
+                if isinstance(s, dict) and s.get("lr_end")]
+    assert decaying and all(s["lr_schedule"] == "step" for s in decaying)
 
 
 def test_deep_merge_replaces_lists_and_merges_mappings():
@@ -151,3 +160,12 @@ def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_r
     raw["criteria_modules"] = [str(tmp_path / "missing_plugin.py")]
     with pytest.raises(ConfigError, match="criteria_modules"):
         check(raw, tmp_path)
+
+
+def test_transfer_config_holds_the_papers_single_layer_setting():
+    raw = read_yaml_files([CONFIG / "transfer.yaml"])
+    plan = build_plan(validate_schema(raw, SCHEMA))
+    cmp = plan.compare_layer
+    assert (cmp["after"], cmp["layer"], cmp["keep_ratio"]) == ("transfer_cub200-ft_gap", "conv1_1", 0.4)
+    source = plan.runs[cmp["after"]]
+    assert (source["kind"], source["dataset"], source["model"]) == ("gap", "cub200", "vgg16")

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 import thinet.runtime._counting as counting_module
-from thinet.runtime import count_flops, count_params
+from thinet.runtime import count_flops, count_params, count_weights
 from thinet.models import create_model
 
 
@@ -45,6 +45,7 @@ def test_conv_and_linear_only_by_hand():
     model = nn.Sequential(conv, nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
     assert count_flops(model, (3, 10, 10)) == expected
     assert count_params(model) == 3 * 8 * 9 + 8 + 2 * 8 + 8 * 5 + 5
+    assert count_weights(model) == 3 * 8 * 9 + 2 * 8 + 8 * 5  # conv/linear biases out, BN's scale and shift in
 
 
 def test_bias_free_linear_on_3d_input_and_grouped_dilated_conv():

@@ -66,6 +66,20 @@ def test_chain_prunes_every_step_and_saves_one_checkpoint_each(tmp_path):
     assert not list(tmp_path.glob("*.finetune*.pt"))  # fine-tuning checkpoints are cleaned up
 
 
+def test_steps_marked_without_fine_tuning_are_fine_tuned_with_the_next(tmp_path):
+    # ResNet's recipe (§4.3): prune conv1 and conv2 of a block, then fine-tune once.
+    calls, trained = [], []
+    steps = [PruneStep(LayerPair("0", "2"), 0.5, finetune_after=False), PruneStep(LayerPair("2", "4"), 0.5),
+             PruneStep(LayerPair("4", "8"), 0.25)]
+    _run(tmp_path, steps=steps, evaluate_fn=lambda m, phase, i: calls.append((phase, i)),
+         log=lambda step, m: trained.append((step, m["chain_step"])))
+    assert calls == [("pruned", 0), ("pruned", 1), ("finetuned", 1), ("pruned", 2), ("finetuned", 2)]
+    assert [chain_step for _, chain_step in trained] == [1, 2]  # no training after step 0
+    assert json.loads((tmp_path / "chain.json").read_text())["steps"][0]["finetune_after"] is False
+    assert [n for n, _ in PLAN.phases(group_end=False, last=False, finetune_after=False)] == []
+    assert [n for n, _ in PLAN.phases(group_end=False, last=True, finetune_after=False)] == ["final"]
+
+
 def test_resume_after_a_kill_does_not_redo_finished_steps(tmp_path):
     uninterrupted = _run(tmp_path / "whole")
 

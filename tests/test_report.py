@@ -224,7 +224,7 @@ def test_write_tables_files(tmp_path):
     metrics = tmp_path / "metrics.csv"
     synthetic_metrics().to_csv(metrics, index=False)
     arch = tmp_path / "arch_table.csv"
-    arch.write_text("model,params_M,flops_B,paper_params_M,paper_flops_B\nvgg16,138.36,30.95,138.34,30.94\n")
+    arch.write_text("model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B\nvgg16,138.36,138.38,30.95,138.34,30.94\n")
     out = tmp_path / "tables"
     written = write_tables(["table1_vgg", "arch_table"], {"metrics": metrics, "arch": arch}, out,
                            ReportContext("default"))
@@ -313,7 +313,7 @@ def test_report_smk_runs_and_builds_the_html_report(tmp_path):
     synthetic_metrics().to_csv(results / "metrics.csv", index=False)
     synthetic_compare_layer().to_csv(results / "compare_layer.csv", index=False)
     (results / "arch_table.csv").write_text(
-        "model,params_M,flops_B,paper_params_M,paper_flops_B\nvgg16,138.36,30.95,138.34,30.94\n")
+        "model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B\nvgg16,138.36,138.38,30.95,138.34,30.94\n")
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 
     def run(*args):

@@ -80,6 +80,9 @@ def test_resnet_bottleneck_pairs_in_network_order():
                                           LayerPair("layer1.1.conv1", "layer1.1.conv2"),
                                           LayerPair("layer1.1.conv2", "layer1.1.conv3")]
     assert steps[-1].pair == LayerPair("layer4.2.conv2", "layer4.2.conv3")
+    # §4.3: one fine-tuning per block (after its conv2), not one per layer
+    assert [s.finetune_after for s in steps[:4]] == [False, True, False, True]
+    assert sum(s.finetune_after for s in steps) == 16
     with pytest.raises(PruningError, match="no bottleneck"):
         get_strategy("resnet_bottleneck")(torchvision.models.resnet18(weights=None), 0.5, None)
 

@@ -52,8 +52,21 @@ def test_fractional_epochs_round_up_to_whole_batches():
     assert Schedule(iterations=7, lr=1).total_steps(10) == 7
 
 
+def test_paper_schedule_is_a_step_schedule_from_lr_to_lr_end():
+    # "learning rate from 1e-3 to 1e-5" (§4.2) as Caffe's step policy: x0.1 after 1/3 and 2/3 of the run.
+    s = Schedule.from_config({"iterations": 12, "lr": 1e-3, "lr_end": 1e-5})
+    assert s.lr_schedule == "step"
+    assert [s.lr_at(i, 12) for i in range(12)] == pytest.approx([1e-3] * 4 + [1e-4] * 4 + [1e-5] * 4)
+    cosine = Schedule(iterations=5, lr=1e-3, lr_end=1e-5, lr_schedule="cosine")
+    rates = [cosine.lr_at(i, 5) for i in range(5)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[2] == pytest.approx((1e-3 + 1e-5) / 2)  # half way down a cosine: the arithmetic midpoint
+    with pytest.raises(ValueError, match="'lr_schedule' must be one of step, exp, cosine, got 'linear'"):
+        Schedule.from_config({"iterations": 5, "lr": 1e-3, "lr_schedule": "linear"}, "schedule")
+
+
 def test_learning_rate_decays_geometrically_from_lr_to_lr_end():
-    s = Schedule(iterations=5, lr=1e-3, lr_end=1e-5)
+    s = Schedule(iterations=5, lr=1e-3, lr_end=1e-5, lr_schedule="exp")
     rates = [s.lr_at(i, 5) for i in range(5)]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
     assert rates[2] == pytest.approx(1e-4)  # geometric midpoint, not the arithmetic 5.05e-4
@@ -65,8 +78,8 @@ def test_learning_rate_decays_geometrically_from_lr_to_lr_end():
 def test_train_applies_the_schedule_to_the_optimizer():
     seen: list[tuple[int, float]] = []
     data = [(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))] * 2
-    train(_net(), data, Schedule(iterations=5, lr=1e-2, lr_end=1e-4), device="cpu", progress=False,
-          log_every=1, log=lambda step, m: seen.append((step, m["lr"])))
+    train(_net(), data, Schedule(iterations=5, lr=1e-2, lr_end=1e-4, lr_schedule="exp"), device="cpu",
+          progress=False, log_every=1, log=lambda step, m: seen.append((step, m["lr"])))
     assert [s for s, _ in seen] == [1, 2, 3, 4, 5]
     assert [lr for _, lr in seen] == pytest.approx([1e-2 * 0.01 ** (i / 4) for i in range(5)])
 
@@ -167,3 +180,45 @@ def test_timing_is_positive_and_leaves_the_model_untouched():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="input_size"):
         time_forward_backward(model, (8, 8))
+
+
+def test_caffe_bias_rule_doubles_the_bias_lr_and_drops_its_weight_decay():
+    from thinet.runtime import OptimizerSettings, make_optimizer
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    opt = make_optimizer(model, 0.01, OptimizerSettings(bias_lr_factor=2.0, bias_weight_decay=False))
+    weights, biases = opt.param_groups
+    assert {id(p) for p in biases["params"]} == {id(model[0].bias), id(model[3].bias)}
+    assert id(model[1].bias) in {id(p) for p in weights["params"]}  # BatchNorm's shift is no layer bias
+    assert (weights["lr"], weights["weight_decay"], biases["lr"], biases["weight_decay"]) == (0.01, 5e-4, 0.02, 0.0)
+    plain = make_optimizer(model, 0.01).param_groups[1]
+    assert (plain["lr"], plain["weight_decay"]) == (0.01, 5e-4)
+    with pytest.raises(ValueError, match="optimizer.bias_momentum is not an optimizer key"):
+        OptimizerSettings.from_config({"bias_momentum": 0.9})
+
+
+def test_bias_rule_reaches_the_training_step():
+    from thinet.runtime import OptimizerSettings
+
+    torch.manual_seed(0)
+    model = nn.Linear(2, 3)
+    data = [(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))]
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, data, Schedule(iterations=1, lr=0.1), device="cpu", progress=False,
+          optimizer=OptimizerSettings(bias_lr_factor=2.0, bias_weight_decay=False))
+    caffe_step = model.bias.detach() - start["bias"]
+    model.load_state_dict(start)
+    train(model, data, Schedule(iterations=1, lr=0.1), device="cpu", progress=False)
+    plain_step = model.bias.detach() - start["bias"]
+    # one SGD step: plain = -lr (g + wd b), Caffe's rule = -2 lr g
+    assert torch.allclose(caffe_step, 2 * (plain_step + 0.1 * 5e-4 * start["bias"]), atol=1e-7)
+
+
+def test_batch_size_is_the_global_batch_across_processes():
+    from thinet.runtime import DistInfo, shard_loader
+
+    loader = DataLoader(TensorDataset(torch.arange(256.0)), batch_size=128, shuffle=True)
+    shard = shard_loader(loader, DistInfo(world_size=4, rank=1, local_rank=1), seed=0)
+    assert shard.batch_size == 32 and len(shard) == 2  # 4 processes x 32 = the paper's 128 per step
+    with pytest.raises(ValueError, match="batch_size 128 is the global batch.*3 processes"):
+        shard_loader(loader, DistInfo(world_size=3, rank=0, local_rank=0), seed=0)

@@ -27,7 +27,7 @@ from torch import nn
 
 from thinet.models import find_layer, out_channels_of
 from thinet.runtime import (
-    DistInfo, LogFn, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
+    DistInfo, LogFn, OptimizerSettings, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
     finetune_path, latest_step, step_path, train,
 )
 from thinet.types import PruneStep, PruningError, Selection, check_keep_ratio
@@ -63,10 +63,13 @@ class FinetunePlan:
         return {"per_layer": self.per_layer.to_dict(), "final": self.final.to_dict(),
                 "group_end_extra": None if self.group_end_extra is None else self.group_end_extra.to_dict()}
 
-    def phases(self, *, group_end: bool, last: bool) -> list[tuple[str, Schedule]]:
-        """The (name, schedule) fine-tuning phases that follow one step."""
+    def phases(self, *, group_end: bool, last: bool, finetune_after: bool = True) -> list[tuple[str, Schedule]]:
+        """The (name, schedule) fine-tuning phases that follow one step (none where the recipe
+        fine-tunes only after a later step)."""
         if last:
             return [("final", self.final)]
+        if not finetune_after:
+            return []
         if group_end and self.group_end_extra is not None:
             return [("per_layer", self.per_layer), ("group_end_extra", self.group_end_extra)]
         return [("per_layer", self.per_layer)]
@@ -107,11 +110,12 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
 
 
 def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
-              samples_per_image: int, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+              samples_per_image: int, optimizer: OptimizerSettings,
+              settings: Mapping[str, Any] | None) -> dict[str, Any]:
     manifest = {"criterion": criterion, "seed": seed, "samples_per_image": samples_per_image,
-                "finetune": None if plan is None else plan.to_dict(),
-                "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer,
-                           "keep_ratio": s.keep_ratio, "group_end": s.group_end} for s in steps]}
+                "finetune": None if plan is None else plan.to_dict(), "optimizer": optimizer.to_dict(),
+                "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer, "keep_ratio": s.keep_ratio,
+                           "group_end": s.group_end, "finetune_after": s.finetune_after} for s in steps]}
     clash = set(manifest) & set(settings or {})
     if clash:
         raise PruningError(f"settings key {sorted(clash)[0]!r} is reserved by prune_chain")
@@ -139,17 +143,19 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                 device: str | torch.device, example_inputs: torch.Tensor, evaluate_fn: EvaluateFn | None = None,
                 log: LogFn | None = None, samples_per_image: int = 10,
                 settings: Mapping[str, Any] | None = None, progress: bool = True,
-                amp: str | bool | None = None, channels_last: bool | None = None) -> nn.Module:
+                amp: str | bool | None = None, channels_last: bool | None = None,
+                optimizer: OptimizerSettings | Mapping[str, Any] | None = None) -> nn.Module:
     """Prune `steps` in order and return the pruned, fine-tuned model.
 
     `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
     `evaluate_fn(model, phase, step_index)` is called with phase "pruned" (just
-    after the surgery) and "finetuned" (after that step's fine-tuning); what it
-    returns is stored in the step checkpoint. `log(global_step, metrics)`
+    after the surgery) and "finetuned" (after that step's fine-tuning, for the
+    steps that are fine-tuned); what it returns is stored in the step checkpoint. `log(global_step, metrics)`
     receives the fine-tuning metrics (`train_loss`, `train_accuracy`, `lr`, ...,
     `chain_step`), with one step counter across the whole chain. `settings`
     (e.g. model and dataset names) are recorded in `chain.json` with the chain's
     own; a restart with any different value raises PruningError naming the key.
+    `optimizer` sets the bias rule of every fine-tuning phase (`thinet.runtime.OptimizerSettings`).
     The model is returned because a resumed run loads it from disk.
     """
     from thinet.surgery import prune_pair
@@ -163,7 +169,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     info = dist_info()
     if info.is_main:
         workdir.mkdir(parents=True, exist_ok=True)
-        check_or_write_manifest(workdir, _manifest(steps, criterion, finetune, seed, samples_per_image, settings))
+        check_or_write_manifest(workdir, _manifest(steps, criterion, finetune, seed, samples_per_image,
+                                                   OptimizerSettings.from_config(optimizer), settings))
     barrier(info)
 
     done, ckpt = latest_step(workdir, len(steps))
@@ -175,7 +182,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     batches_per_epoch = len(train_loader) if finetune is not None else 0  # type: ignore[arg-type]
     offset = 0
     for index, step in enumerate(steps):
-        phases = [] if finetune is None else finetune.phases(group_end=step.group_end, last=index == len(steps) - 1)
+        phases = [] if finetune is None else finetune.phases(group_end=step.group_end, last=index == len(steps) - 1,
+                                                             finetune_after=step.finetune_after)
         if index <= done:
             offset += sum(s.total_steps(batches_per_epoch) for _, s in phases)
             continue
@@ -193,9 +201,9 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
             train(model, train_loader, schedule, device=device, amp=amp, channels_last=channels_last,
                   checkpoint_path=finetune_path(workdir, index, phase_index),
                   seed=derive_seed(seed, "finetune", index, phase_index), log=forward_log,
-                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}")
+                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}", optimizer=optimizer)
             offset += schedule.total_steps(batches_per_epoch)
-        if evaluate_fn is not None:
+        if evaluate_fn is not None and phases:
             metrics["finetuned"] = dict(evaluate_fn(model, "finetuned", index) or {})
         if info.is_main:
             atomic_save({"model": model, "step": index, "layer": step.pair.producer, "selection": selection,

@@ -29,11 +29,14 @@ class PruneStep:
 
     `group_end` marks the last layer of a group (VGG's conv1_2, conv2_2, conv3_3),
     which the paper fine-tunes one extra epoch at a lower learning rate (§4.2).
+    `finetune_after` is False where the recipe prunes the next layer before fine-tuning
+    (ResNet: conv1 and conv2 of a bottleneck, then one fine-tuning per block, §4.3).
     """
 
     pair: LayerPair
     keep_ratio: float
     group_end: bool = False
+    finetune_after: bool = True
 
 
 @dataclass
@@ -150,13 +153,13 @@ def check_keep_ratio(keep_ratio: float, where: str) -> float:
 # The result files' columns (ARCHITECTURE.md): written by the experiment layer, read by the report.
 METRICS_COLUMNS = (
     "config", "experiment", "dataset", "model", "variant", "strategy", "criterion", "keep_ratio", "seed",
-    "step", "layer", "phase", "top1", "top5", "loss", "eval_images", "params", "flops",
+    "step", "layer", "phase", "top1", "top5", "loss", "eval_images", "params", "params_with_biases", "flops",
     "forward_ms", "backward_ms", "device", "mlflow_run_id",
 )
 COMPARE_LAYER_COLUMNS = (
     "config", "dataset", "model", "layer", "keep_ratio", "seed", "criterion", "top1", "top5", "eval_images",
 )
-ARCH_TABLE_COLUMNS = ("model", "params_M", "flops_B", "paper_params_M", "paper_flops_B")
+ARCH_TABLE_COLUMNS = ("model", "params_M", "params_with_biases_M", "flops_B", "paper_params_M", "paper_flops_B")
 
 
 class PruningError(ValueError):

@@ -26,6 +26,20 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, model_default: str | 
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
 
 
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training-protocol flags shared by `thinet train` and `thinet prune` (paper §4.2–4.4)."""
+    parser.add_argument("--lr-schedule", default="step", choices=("step", "exp", "cosine"),
+                        help="how a decaying learning rate falls to its end value: step (x0.1 twice, at 1/3 and "
+                             "2/3 of the run, the paper's protocol; default), exp (every iteration), cosine")
+    parser.add_argument("--caffe-bias", action="store_true",
+                        help="Caffe's solver rule: conv/linear biases at twice the learning rate, no weight decay")
+
+
+def optimizer_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `optimizer` settings the protocol flags ask for."""
+    return {"bias_lr_factor": 2.0, "bias_weight_decay": False} if args.caffe_bias else {}
+
+
 def check_positive(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         value = getattr(args, name)

@@ -26,9 +26,10 @@ HELP = "prune a model layer by layer (ThiNet or a baseline criterion), fine-tune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from thinet.cli._args import add_data_arguments
+    from thinet.cli._args import add_data_arguments, add_protocol_arguments
 
     add_data_arguments(parser)
+    add_protocol_arguments(parser)
     parser.add_argument("--checkpoint", default=None, help="the trained model to prune (state_dict or whole module)")
     parser.add_argument("--criterion", default="thinet",
                         help="channel selection criterion (default thinet; see `thinet criteria`)")
@@ -75,7 +76,8 @@ def _schedules(args: argparse.Namespace):
         final_budget = {"epochs": args.final_epochs}
     else:
         final_budget = {key: 12 * value for key, value in budget.items()}
-    final = Schedule.from_config({**final_budget, "lr": args.lr, "lr_end": args.lr / 100}, "--final-*")
+    final = Schedule.from_config({**final_budget, "lr": args.lr, "lr_end": args.lr / 100,
+                                  "lr_schedule": args.lr_schedule}, "--final-*")
     if args.finetune_iterations == 0:
         return None, final
     plan = FinetunePlan(Schedule.from_config({**budget, "lr": args.lr}, "--finetune-*"),
@@ -86,7 +88,7 @@ def _schedules(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
 
     from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
-                                  check_positive)
+                                  check_positive, optimizer_settings)
     from thinet.criteria import get_criterion
     from thinet.data import get_dataset, selection_subset
     from thinet.experiment import check_gap_ready, gap_model, make_loader, resolve_device, save_model
@@ -128,11 +130,12 @@ def run(args: argparse.Namespace) -> int:
                         example_inputs=example, samples_per_image=args.samples_per_image,
                         settings={"model": args.model, "checkpoint": args.checkpoint, "dataset": args.dataset,
                                   "strategy": args.strategy},
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, optimizer=optimizer_settings(args))
     if args.gap:
         model = gap_model(model, select_set.num_classes, seed=args.seed).to(device)
         train(model, tune_loader, final, device=device, checkpoint_path=workdir / "gap.pt",
-              seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning")
+              seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning",
+              optimizer=optimizer_settings(args))
     if not dist_info().is_main:
         return 0  # rank 0 reports and writes
     after = count_params(model), count_flops(model, size)

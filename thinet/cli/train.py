@@ -22,15 +22,16 @@ HELP = "train a model on a dataset and save it (SGD, momentum 0.9, weight decay 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from thinet.cli._args import add_data_arguments
+    from thinet.cli._args import add_data_arguments, add_protocol_arguments
 
     add_data_arguments(parser)
+    add_protocol_arguments(parser)
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=float, default=None, help="training epochs, fractions allowed (default 10)")
     budget.add_argument("--iterations", type=int, default=None, help="training iterations instead of epochs")
     parser.add_argument("--lr", type=float, default=0.05, help="start learning rate (default 0.05)")
     parser.add_argument("--lr-end", type=float, default=None,
-                        help="end learning rate of a geometric decay (default: constant)")
+                        help="end learning rate, reached as --lr-schedule says (default: constant)")
     parser.add_argument("--checkpoint", default=None, help="start from these weights instead of a fresh model")
     parser.add_argument("--out", default="model.pt", help="where to write the trained model (default model.pt)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the validation split")
@@ -39,14 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
-                                  check_positive)
+                                  check_positive, optimizer_settings)
     from thinet.data import get_dataset
     from thinet.experiment import make_loader, resolve_device, save_model
     from thinet.runtime import Schedule, dist_info, evaluate, seed_everything, train
 
     check_positive(args, "batch_size", "iterations")
     schedule = Schedule.from_config({"epochs": args.epochs if args.epochs is not None or args.iterations else 10.0,
-                                     "iterations": args.iterations, "lr": args.lr, "lr_end": args.lr_end},
+                                     "iterations": args.iterations, "lr": args.lr, "lr_end": args.lr_end,
+                                     "lr_schedule": args.lr_schedule},
                                     "command line")
     check_model_name(args.model)
     check_dataset_name(args.dataset)
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if resume.exists():
         print(f"thinet train: resuming from {resume}", file=sys.stderr)
     history = train(model, make_loader(train_set, args.batch_size, workers=args.workers, shuffle=True), schedule, device=device,
-                    checkpoint_path=resume, seed=args.seed, progress=not args.no_progress)
+                    checkpoint_path=resume, seed=args.seed, progress=not args.no_progress,
+                    optimizer=optimizer_settings(args))
     if not dist_info().is_main:
         return 0  # rank 0 writes the model and reports
     save_model(model, out)

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from thinet.runtime import count_flops, count_params
+from thinet.runtime import model_counts
 from thinet.models import create_model
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
 from thinet.types import ARCH_TABLE_COLUMNS, PruningError
@@ -72,7 +72,8 @@ def build_recipe(recipe: Recipe, device: str | torch.device = "meta") -> nn.Modu
 
 def arch_table(names: list[str] | None = None, progress: Callable[[str], None] | None = None,
                device: str | torch.device = "meta") -> list[dict]:
-    """Rows `model, params_M, flops_B, paper_params_M, paper_flops_B` for the recipes `names` (all by default)."""
+    """Rows of ARCH_TABLE_COLUMNS for the recipes `names` (all by default); `params_M` in the paper's
+    convention (no conv/linear biases), `params_with_biases_M` beside it."""
     known = [r.name for r in RECIPES]
     wanted = known if names is None else list(names)
     unknown = [n for n in wanted if n not in known]
@@ -85,10 +86,12 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
         if progress:
             progress(recipe.name)
         model = build_recipe(recipe, device)
+        counts = model_counts(model, COUNT_INPUT_SIZE)
         rows.append({
             "model": recipe.name,
-            "params_M": count_params(model) / 1e6,
-            "flops_B": count_flops(model, COUNT_INPUT_SIZE) / 1e9,
+            "params_M": counts["params"] / 1e6,
+            "params_with_biases_M": counts["params_with_biases"] / 1e6,
+            "flops_B": counts["flops"] / 1e9,
             "paper_params_M": recipe.paper_params_M,
             "paper_flops_B": recipe.paper_flops_B,
         })
@@ -99,19 +102,20 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
 COLUMNS = ARCH_TABLE_COLUMNS
 
 
-def _cells(row: dict) -> list[str]:
-    return [row["model"]] + [f"{row[c]:.2f}" for c in COLUMNS[1:]]
+def _cells(row: dict, digits: int) -> list[str]:
+    return [row["model"]] + [f"{row[c]:.{digits}f}" for c in COLUMNS[1:]]
 
 
 def format_csv(rows: list[dict]) -> str:
-    """CSV with header `model,params_M,flops_B,paper_params_M,paper_flops_B`, 2 decimals."""
-    return "\n".join([",".join(COLUMNS)] + [",".join(_cells(r)) for r in rows]) + "\n"
+    """CSV with ARCH_TABLE_COLUMNS, counts to the unit (6 decimals of M/B), so that differences to the
+    paper are computed from exact counts, not from rounded ones."""
+    return "\n".join([",".join(COLUMNS)] + [",".join(_cells(r, 6)) for r in rows]) + "\n"
 
 
 def format_markdown(rows: list[dict]) -> str:
-    """The same table as a Markdown pipe table."""
+    """The same table as a Markdown pipe table, 2 decimals (the paper's precision)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cells(r, 2)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

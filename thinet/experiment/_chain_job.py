@@ -5,7 +5,8 @@ unfinished layer.
 
 MLflow: a parent run for the chain (kept across restarts: its id is stored in the work folder) and
 a child run per layer step with the fine-tuning curve and the step's evaluations. Writes the model,
-steps.csv (rows `pruned`/`finetuned` per step, on the fixed evaluation subset) and run.json.
+steps.csv (rows `pruned` per step and `finetuned` per fine-tuned step, on the fixed evaluation subset)
+and run.json.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.models import example_inputs, input_size_of
 from thinet.pipeline import FinetunePlan, prune_chain
 from thinet.runtime import (
-    atomic_write_json, barrier, count_flops, count_params, dist_info, evaluate, seed_everything, setup_distributed,
+    atomic_write_json, barrier, dist_info, evaluate, model_counts, seed_everything, setup_distributed,
 )
 from thinet.strategies import get_strategy
 
@@ -50,28 +51,34 @@ class StepTracker:
         if phase == "pruned":
             self.child = self.child_for(index)
         result = evaluate(model, self.loader, device=self.device)
-        result.update(params=count_params(model), flops=count_flops(model, input_size_of(model)),
-                      layer=self.steps[index].pair.producer, mlflow_run_id=self.child)
+        result.update(model_counts(model, input_size_of(model)), layer=self.steps[index].pair.producer,
+                      mlflow_run_id=self.child)
         if dist_info().is_main:
             atomic_write_json(result, self.workdir / f"eval_{index:03d}_{phase}.json")
         self.tracker.log_metrics(self.child, {f"{phase}_{k}": v for k, v in result.items()
-                                              if k in ("top1", "top5", "loss", "params", "flops")})
+                                              if k in ("top1", "top5", "loss", "params", "params_with_biases", "flops")})
         self.tracker.log_metrics(self.parent, {f"{phase}_top1": result["top1"], "params": result["params"],
                                                "flops": result["flops"]}, step=index)
-        if phase == "finetuned":
+        if phase == "finetuned" or not self.tuned(index):
             self.tracker.end_run(self.child)
         log.info("step %d %s %s: top1 %.2f%%, params %d, flops %d", index, result["layer"], phase,
                  result["top1"], result["params"], result["flops"])
         return result
 
+    def tuned(self, index: int) -> bool:
+        """Whether fine-tuning (and a `finetuned` evaluation) follows step `index`."""
+        return self.steps[index].finetune_after or index == len(self.steps) - 1
+
     def log_training(self, step: int, metrics: dict[str, float]) -> None:
         self.tracker.log_metrics(self.child, metrics, step)
 
 
-def step_rows(spec: dict, workdir: Path, n_steps: int, device_name: str) -> list[dict[str, Any]]:
+def step_rows(spec: dict, workdir: Path, steps, device_name: str) -> list[dict[str, Any]]:
+    """Rows `pruned` for every step and `finetuned` for the steps fine-tuned (ResNet: each block's last)."""
     rows = []
-    for index in range(n_steps):
-        for phase in PHASES:
+    for index, step in enumerate(steps):
+        tuned = step.finetune_after or index == len(steps) - 1
+        for phase in PHASES if tuned else PHASES[:1]:
             path = workdir / f"eval_{index:03d}_{phase}.json"
             if not path.exists():
                 raise FileNotFoundError(f"chain step {index} has no '{phase}' evaluation ({path}); "
@@ -79,7 +86,8 @@ def step_rows(spec: dict, workdir: Path, n_steps: int, device_name: str) -> list
             res = json.loads(path.read_text())
             rows.append({**base_row(spec), "step": index, "layer": res["layer"], "phase": phase,
                          "top1": res["top1"], "top5": res["top5"], "loss": res["loss"], "eval_images": res["images"],
-                         "params": res["params"], "flops": res["flops"], "device": device_name,
+                         "params": res["params"], "params_with_biases": res["params_with_biases"],
+                         "flops": res["flops"], "device": device_name,
                          "mlflow_run_id": res["mlflow_run_id"]})
     return rows
 
@@ -126,10 +134,10 @@ def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.Pat
         seed=run["seed"], device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
         log=steps_tracker.log_training, samples_per_image=spec["selection"]["samples_per_image"],
         settings={"run": run["id"], "hash": run["hash"], "model": run["model"], "dataset": run["dataset"]},
-        amp=spec["amp"])
+        amp=spec["amp"], optimizer=run["training"]["optimizer"])
     if info.is_main:
         out_dir = Path(out).parent
-        write_rows(step_rows(spec, workdir, len(steps), device_label(device)), out_dir / "steps.csv")
+        write_rows(step_rows(spec, workdir, steps, device_label(device)), out_dir / "steps.csv")
         if parent:
             tracker.log_artifact(parent, out_dir / "steps.csv", "metrics")
         save_model(model, out)

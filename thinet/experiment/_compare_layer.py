@@ -137,18 +137,22 @@ def write_compare_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -
 
 
 def compare_markdown(rows: Sequence[dict[str, Any]], layer_label: str | None = None) -> str:
-    """A Markdown table of the rows with the paper's §4.1 values (CUB-200, VGG-16-GAP) beside them.
+    """A Markdown table of the rows; in §4.1's own setting (CUB-200, VGG-16-GAP, conv1_1, r = 0.4) with
+    the paper's values beside them, elsewhere without (another setting has no paper value to compare).
 
     >>> print(compare_markdown([{"criterion": "thinet", "keep_ratio": 0.4, "top1": 80.0, "top5": 99.0,
-    ...                          "eval_images": 10, "layer": "features.0", "dataset": "d", "model": "m"}]))
+    ...                          "eval_images": 10, "layer": "features.0", "dataset": "cub200", "model": "vgg16"}]))
     ... # doctest: +ELLIPSIS
-    ### Single-layer comparison: m on d, layer features.0, r = 0.4 (before fine-tuning)
+    ### Single-layer comparison: vgg16 on cub200, layer features.0, r = 0.4 (before fine-tuning)
     ...
     | thinet | 0.4 | 80.00 | 99.00 | 10 | 70.75 |
     ...
+    >>> "paper" in compare_markdown([{"criterion": "thinet", "keep_ratio": 0.4, "top1": 80.0, "top5": 99.0,
+    ...                               "eval_images": 10, "layer": "features.0", "dataset": "d", "model": "m"}])
+    False
     """
     # The report floor is loaded only here, where its paper values are shown, not in every job.
-    from thinet.report import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING
+    from thinet.report import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING, is_paper_compare_setting
 
     if not rows:
         raise ValueError("compare_markdown: no rows")
@@ -157,21 +161,27 @@ def compare_markdown(rows: Sequence[dict[str, Any]], layer_label: str | None = N
     first = rows[0]
     layer = layer_label or first["layer"]
     setting = PAPER_COMPARE_LAYER_SETTING
+    in_setting = all(is_paper_compare_setting(r["dataset"], r["model"], r["layer"], ratio) for r in rows)
+    paper_head = (f" paper top-1 (%), {setting['dataset']} {setting['model']} conv1_1 r={setting['keep_ratio']} |"
+                  if in_setting else "")
     lines = [
         f"### Single-layer comparison: {first['model']} on {first['dataset']}, layer {layer}, "
         f"r = {ratio} (before fine-tuning)",
         "",
-        f"| criterion | keep ratio | top-1 (%) | top-5 (%) | images | paper top-1 (%), {setting['dataset']} "
-        f"{setting['model']} conv1_1 r={setting['keep_ratio']} |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| criterion | keep ratio | top-1 (%) | top-5 (%) | images |{paper_head}",
+        "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if in_setting else ""),
     ]
     for r in rows:
         paper = PAPER_COMPARE_LAYER.get(r["criterion"])
+        paper_cell = f" {'' if paper is None else f'{paper:.2f}'} |" if in_setting else ""
         lines.append(f"| {r['criterion']} | {r['keep_ratio']} | {r['top1']:.2f} | {r['top5']:.2f} | "
-                     f"{r['eval_images']} | {'' if paper is None else f'{paper:.2f}'} |")
-    lines += ["", "The paper column is the §4.1 text (Luo et al., ICCV 2017): top-1 on CUB-200 after removing "
-              "60 % of VGG-16-GAP's conv1_1 filters, before fine-tuning; blank where the paper reports none. "
-              f"`{UNPRUNED}` is the unpruned model.", ""]
+                     f"{r['eval_images']} |{paper_cell}")
+    notes = f"`{UNPRUNED}` is the unpruned model."
+    if in_setting:
+        notes = ("The paper column is the §4.1 text (Luo et al., ICCV 2017): top-1 on CUB-200 after removing "
+                 "60 % of VGG-16-GAP's conv1_1 filters, before fine-tuning; blank where the paper reports none. "
+                 + notes)
+    lines += ["", notes, ""]
     return "\n".join(lines)
 
 

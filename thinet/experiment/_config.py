@@ -168,6 +168,10 @@ def criteria_of(value: str | list[str], key: str, allowed: list[str]) -> list[st
 def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None:
     """Semantic checks after the schema: names registered, data present, references resolve."""
     known = _registries(config)
+    gpus, batch = config.get("gpus", 0), config["data"]["batch_size"]
+    if gpus > 1 and batch % gpus:
+        raise ConfigError(f"config key 'data.batch_size': {batch} is the global batch and must divide evenly over "
+                          f"'gpus' = {gpus} processes (the paper: 128 over 4 GPUs = 32 each)")
     for name, ds in config["datasets"].items():
         _require("dataset", name, f"datasets.{name}", known["dataset"])
         if check_paths and "fixture" not in ds and not Path(ds["root"]).exists():
@@ -187,7 +191,11 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
                 criteria_of(var["criteria"], f"{key}.criteria", known["criterion"])
     cmp = config.get("compare_layer")
     if cmp:
-        _require("base", cmp["base"], "compare_layer.base", list(config["bases"]))
+        if ("base" in cmp) == ("run" in cmp):
+            raise ConfigError("config key 'compare_layer': give 'base' (a base model) or 'run' (a run id), not "
+                              f"{'both' if 'base' in cmp else 'neither'}")
+        if "base" in cmp:
+            _require("base", cmp["base"], "compare_layer.base", list(config["bases"]))
         criteria_of(cmp.get("criteria", "all"), "compare_layer.criteria", known["criterion"])
     build_plan(config, criteria=known["criterion"])  # reference errors surface here
 
@@ -227,7 +235,8 @@ def _fmt_rate(r: float) -> str:
 
 def _training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     data = config["data"]
-    return {"batch_size": data["batch_size"], "train_images": data["train_images"]}
+    return {"batch_size": data["batch_size"], "train_images": data["train_images"],
+            "optimizer": dict(config.get("optimizer") or {})}
 
 
 def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -338,9 +347,13 @@ def build_plan(config: Mapping[str, Any], *, criteria: list[str] | None = None) 
     cmp = config.get("compare_layer")
     if cmp:
         seed = cmp.get("seed", 0)
-        sel = selection_id(config["bases"][cmp["base"]]["dataset"], config["selection"]["per_class"], seed)
-        plan.selections[sel] = {"dataset": config["bases"][cmp["base"]]["dataset"], "seed": seed,
-                                "per_class": config["selection"]["per_class"]}
-        plan.compare_layer = {**cmp, "seed": seed, "selection": sel, "after": f"base-{cmp['base']}",
+        after = cmp["run"] if "run" in cmp else f"base-{cmp['base']}"
+        if after not in plan.runs:
+            raise ConfigError(f"config key 'compare_layer.run': {after!r} is no run of this config; runs: "
+                              f"{', '.join(r for r in plan.runs if not r.startswith('base-'))}")
+        dataset = plan.runs[after]["dataset"]
+        sel = selection_id(dataset, config["selection"]["per_class"], seed)
+        plan.selections[sel] = {"dataset": dataset, "seed": seed, "per_class": config["selection"]["per_class"]}
+        plan.compare_layer = {**cmp, "seed": seed, "selection": sel, "after": after,
                               "criteria": criteria_of(cmp.get("criteria", "all"), "compare_layer.criteria", criteria)}
     return plan

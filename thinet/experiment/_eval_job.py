@@ -12,7 +12,7 @@ from thinet.experiment._jobs import device_label, eval_loader, load_model, log, 
 from thinet.experiment._metrics import base_row, write_rows
 from thinet.experiment._tracking import Tracker, read_sidecar, write_sidecar
 from thinet.models import example_inputs, input_size_of
-from thinet.runtime import count_flops, count_params, evaluate, time_forward_backward
+from thinet.runtime import evaluate, model_counts, time_forward_backward
 
 
 def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os.PathLike,
@@ -27,7 +27,7 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
     phase = "base" if run["kind"] == "original" else "final"
     row = {**base_row(spec), "step": -1, "layer": "", "phase": phase, "top1": result["top1"],
            "top5": result["top5"], "loss": result["loss"], "eval_images": result["images"],
-           "params": count_params(model), "flops": count_flops(model, size), **timing,
+           **model_counts(model, size), **timing,
            "device": device_label(device)}
     log.info("%s (%s): %s", run["id"], phase, row)
 
@@ -36,7 +36,8 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
     if run_id:
         tracker.start_run(run["id"], run_id=run_id)
         tracker.log_metrics(run_id, {f"{phase}_{k}": row[k] for k in
-                                     ("top1", "top5", "loss", "params", "flops", "forward_ms", "backward_ms")})
+                                     ("top1", "top5", "loss", "params", "params_with_biases", "flops",
+                                      "forward_ms", "backward_ms")})
         tracker.set_tags(run_id, {f"snakemake.eval.{run['id']}": str(Path(out).resolve()),
                                   "thinet.variant": run["variant"]})
         if spec["mlflow"]["log_model"]:

@@ -38,6 +38,7 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
         loader = train_loader(spec, run["seed"])
         log.info("training %s (%s) for %s on %s", run["id"], run["kind"], schedule, device)
         history = train(model, loader, schedule, device=device, amp=spec["amp"], seed=run["seed"],
+                        optimizer=run["training"]["optimizer"],
                         checkpoint_path=out_dir / f"train_state-{run['hash']}.pt",
                         log=lambda step, m: _log_progress(tracker, run_id, step, m),
                         desc=run["id"])

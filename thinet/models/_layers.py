@@ -47,3 +47,20 @@ def in_channels_of(module: nn.Module, name: str = "?", role: str = "layer") -> i
     """Input channels of a conv or linear layer (a Linear after a flatten: its in_features)."""
     return _channel_count(module, ("in_channels", "in_features"),
                           f"{role} {name!r} ({type(module).__name__}) has no input channels")
+
+
+def layer_biases(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of every bias of a convolution or fully-connected layer.
+
+    These are what Caffe's VGG/ResNet solvers treat apart (twice the learning rate, no weight decay)
+    and what the paper's #Param leaves out; BatchNorm's learned scale and shift are not among them.
+
+    >>> [name for name, _ in layer_biases(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 2)))]
+    ['0.bias', '2.bias']
+    """
+    found = []
+    for prefix, module in model.named_modules():
+        bias = getattr(module, "bias", None)
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and isinstance(bias, nn.Parameter):
+            found.append((f"{prefix}.bias" if prefix else "bias", bias))
+    return found

@@ -90,6 +90,21 @@ PAPER_COMPARE_LAYER: Final[dict[str, float]] = {
 PAPER_COMPARE_LAYER_SETTING: Final[dict[str, object]] = {
     "dataset": "cub200", "model": "vgg16_gap", "layers": ("conv1_1", "features.0"), "keep_ratio": 0.4,
 }
+# The workflow names a GAP-headed VGG-16 by its base model, `vgg16` (config/transfer.yaml's ft_gap run).
+_COMPARE_LAYER_MODELS: Final = frozenset({"vgg16", "vgg16_gap"})
+
+
+def is_paper_compare_setting(dataset: str, model: str, layer: str, keep_ratio: float) -> bool:
+    """True when a single-layer comparison is §4.1's: CUB-200, VGG-16(-GAP), conv1_1, 40 % of filters kept.
+
+    >>> is_paper_compare_setting("cub200", "vgg16", "conv1_1", 0.4)
+    True
+    >>> is_paper_compare_setting("fashion_mnist", "vgg16_small", "conv1_1", 0.4)
+    False
+    """
+    setting = PAPER_COMPARE_LAYER_SETTING
+    return (dataset == setting["dataset"] and model in _COMPARE_LAYER_MODELS and layer in setting["layers"]
+            and abs(float(keep_ratio) - float(setting["keep_ratio"])) < 1e-9)
 
 # Settings the paper's tables describe: (table, dataset) -> models measured there.
 PAPER_SETTINGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {

@@ -1,8 +1,9 @@
 """Read and check the result files the report is computed from (schemas in ARCHITECTURE.md).
 
 >>> import io
->>> read_arch_table(io.StringIO("model,params_M,flops_B,paper_params_M,paper_flops_B\\nvgg16,138.36,30.95,138.34,30.94\\n")).shape
-(1, 5)
+>>> read_arch_table(io.StringIO("model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B\\n"
+...                             "vgg16,138.344128,138.357544,30.95,138.34,30.94\\n")).shape
+(1, 6)
 """
 from __future__ import annotations
 

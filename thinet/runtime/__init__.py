@@ -16,7 +16,7 @@ from __future__ import annotations
 from thinet.runtime._atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from thinet.runtime._chain_state import check_or_write_manifest, finetune_path, latest_step, step_path
 from thinet.runtime._checkpoint import atomic_save, atomic_write_json, load_checkpoint
-from thinet.runtime._counting import count_flops, count_params
+from thinet.runtime._counting import count_flops, count_params, count_weights, model_counts
 from thinet.runtime._distributed import (
     DistInfo, barrier, dist_info, setup_distributed, shard_loader, wrap_distributed,
 )
@@ -24,12 +24,13 @@ from thinet.runtime._evaluation import evaluate, model_device
 from thinet.runtime._schedule import Schedule
 from thinet.runtime._seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from thinet.runtime._timing import time_forward_backward
-from thinet.runtime._training import MOMENTUM, WEIGHT_DECAY, LogFn, finetune, make_optimizer, train
+from thinet.runtime._optimizer import MOMENTUM, WEIGHT_DECAY, OptimizerSettings, make_optimizer
+from thinet.runtime._training import LogFn, finetune, train
 
 __all__ = [
-    "DistInfo", "LogFn", "MOMENTUM", "Schedule", "WEIGHT_DECAY", "atomic_path", "atomic_save", "atomic_write_json",
-    "barrier", "check_or_write_manifest", "count_flops", "count_params", "derive_seed", "dist_info", "evaluate",
-    "finetune", "finetune_path", "latest_step", "load_checkpoint", "make_optimizer", "model_device", "rng_state",
+    "DistInfo", "LogFn", "MOMENTUM", "OptimizerSettings", "Schedule", "WEIGHT_DECAY", "atomic_path", "atomic_save", "atomic_write_json",
+    "barrier", "check_or_write_manifest", "count_flops", "count_params", "count_weights", "derive_seed", "dist_info", "evaluate",
+    "finetune", "finetune_path", "latest_step", "load_checkpoint", "make_optimizer", "model_counts", "model_device", "rng_state",
     "seed_everything", "set_rng_state", "setup_distributed", "shard_loader", "step_path", "time_forward_backward",
     "train", "wrap_distributed", "write_bytes_atomic", "write_text_atomic",
 ]

@@ -61,15 +61,24 @@ def wrap_distributed(model: nn.Module, info: DistInfo, device: torch.device) -> 
 
 
 def shard_loader(loader, info: DistInfo, seed: int):
-    """A copy of a DataLoader whose sampler gives each rank its own share of the data."""
+    """A copy of a DataLoader whose sampler gives each rank its own share of the data.
+
+    The loader's batch size is the global batch (the paper's 128 across its GPUs): each of the
+    `world_size` processes takes `batch_size / world_size` images per step, so one optimizer step
+    sees the same number of images whatever the number of GPUs.
+    """
     if not info.enabled:
         return loader
     if not isinstance(loader, DataLoader):
         raise ValueError(f"distributed training needs a torch DataLoader, got {type(loader).__name__}")
+    if loader.batch_size is None or loader.batch_size % info.world_size:
+        raise ValueError(f"batch_size {loader.batch_size} is the global batch and must divide evenly over the "
+                         f"{info.world_size} processes (e.g. 128 over 4 GPUs = 32 each); change data.batch_size "
+                         "or gpus")
     sampler = DistributedSampler(loader.dataset, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=not isinstance(loader.sampler, torch.utils.data.SequentialSampler),
                                  seed=seed, drop_last=loader.drop_last)
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
+    return DataLoader(loader.dataset, batch_size=loader.batch_size // info.world_size, sampler=sampler,
                       num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                       pin_memory=loader.pin_memory, drop_last=loader.drop_last,
                       persistent_workers=loader.persistent_workers if loader.num_workers else False)

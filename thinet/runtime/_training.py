@@ -1,4 +1,5 @@
-"""The training / fine-tuning loop (paper §4.2–4.3): SGD, momentum 0.9, weight decay 5e-4.
+"""The training / fine-tuning loop (paper §4.2–4.3): SGD, momentum 0.9, weight decay 5e-4
+(`thinet.runtime.make_optimizer`, with Caffe's bias rule as an option).
 
 One loop serves training from scratch and fine-tuning after each pruning step.
 It checkpoints at every epoch end (atomically) and resumes from that file when
@@ -27,19 +28,12 @@ from tqdm import tqdm
 
 from thinet.runtime._distributed import barrier, dist_info, setup_distributed, shard_loader, wrap_distributed
 from thinet.runtime._checkpoint import atomic_save, load_checkpoint
+from thinet.runtime._optimizer import OptimizerSettings, make_optimizer
 from thinet.runtime._schedule import Schedule
 from thinet.runtime._seeding import rng_state, seed_everything, set_rng_state
 
-MOMENTUM = 0.9
-WEIGHT_DECAY = 5e-4
-
 LogFn = Callable[[int, dict[str, float]], None]
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.SGD:
-    """The paper's optimizer: SGD with momentum 0.9 and weight decay 5e-4."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
 
 def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
@@ -85,15 +79,18 @@ def _resume(path: str, model: nn.Module, optimizer, scheduler, scaler, expected:
 def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, Any], *,
           device: str | torch.device, amp: str | bool | None = None, channels_last: bool | None = None,
           checkpoint_path: str | os.PathLike | None = None, seed: int = 0, log: LogFn | None = None,
-          progress: bool = True, log_every: int = 50, desc: str = "train") -> list[dict[str, float]]:
+          progress: bool = True, log_every: int = 50, desc: str = "train",
+          optimizer: OptimizerSettings | Mapping[str, Any] | None = None) -> list[dict[str, float]]:
     """Train `model` in place with cross-entropy; return the logged history.
 
     `loader` yields `(images, labels)` and has a length (a DataLoader or a list).
     `log(step, metrics)` receives `loss`, `accuracy` (%, on the training batches
     since the last log), `lr` and `epoch` every `log_every` steps and at each
     epoch end; those are also the history records. Only rank 0 logs and writes.
+    `optimizer` sets the bias rule (`OptimizerSettings`; default: biases like other weights).
     """
     schedule = Schedule.from_config(schedule)
+    settings = OptimizerSettings.from_config(optimizer)
     device = torch.device(device)
     amp_dtype = resolve_amp(amp, device)
     use_channels_last = resolve_channels_last(channels_last, device)
@@ -108,13 +105,14 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
     seed_everything(seed)
     was_training = model.training
     model.to(device, memory_format=torch.channels_last if use_channels_last else torch.preserve_format)
-    optimizer = make_optimizer(model, schedule.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule.lr_factor(s, total))
+    sgd = make_optimizer(model, schedule.lr, settings)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda s: schedule.lr_factor(s, total))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    fingerprint = {"schedule": schedule.to_dict(), "total_steps": total, "seed": seed}
+    fingerprint = {"schedule": schedule.to_dict(), "optimizer_settings": settings.to_dict(), "total_steps": total,
+                   "seed": seed}
     step, epoch, history = 0, 0, []
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
-        ckpt = _resume(str(checkpoint_path), model, optimizer, scheduler, scaler, fingerprint)
+        ckpt = _resume(str(checkpoint_path), model, sgd, scheduler, scaler, fingerprint)
         step, epoch, history = ckpt["step"], ckpt["epoch"], ckpt["history"]
 
     net = wrap_distributed(model, info, device)
@@ -134,9 +132,9 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
             with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 logits = net(images)
                 loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
+            sgd.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            scaler.step(optimizer)
+            scaler.step(sgd)
             scaler.update()
             scheduler.step()
             step += 1
@@ -160,7 +158,7 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
                 break
         epoch += 1
         if checkpoint_path is not None and info.is_main:
-            atomic_save({**fingerprint, "model": model, "optimizer": optimizer.state_dict(),
+            atomic_save({**fingerprint, "model": model, "optimizer": sgd.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                          "step": step, "epoch": epoch, "rng": rng_state(), "history": history},
                         checkpoint_path)

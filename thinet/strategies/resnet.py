@@ -1,4 +1,9 @@
-"""ResNet pruning recipe of §3.3 / Figure 3: the first two convs of every bottleneck block."""
+"""ResNet pruning recipe of §3.3 / Figure 3: the first two convs of every bottleneck block.
+
+Fine-tuning follows each block, not each layer (§4.3: "we prune ResNet-50 from block 2a to 5c
+iteratively"; the authors' released scripts do the same): conv1 is pruned, then conv2, then the
+block is fine-tuned once; after the last block the final fine-tune runs instead.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -23,12 +28,13 @@ def bottleneck_blocks(model: nn.Module) -> list[str]:
 
 @register_strategy("resnet_bottleneck")
 def resnet_bottleneck(model: nn.Module, keep_ratio: float, example_inputs: Any = None) -> list[PruneStep]:
-    """(conv1 → conv2) and (conv2 → conv3) of every bottleneck at `keep_ratio`; block outputs untouched.
+    """(conv1 → conv2) and (conv2 → conv3) of every bottleneck at `keep_ratio`; block outputs untouched;
+    fine-tuning after each block's second step.
 
     >>> import torchvision
     >>> steps = resnet_bottleneck(torchvision.models.resnet50(weights=None), 0.7)
-    >>> len(steps), steps[1].pair
-    (32, LayerPair(producer='layer1.0.conv2', consumer='layer1.0.conv3'))
+    >>> len(steps), steps[1].pair, sum(s.finetune_after for s in steps)
+    (32, LayerPair(producer='layer1.0.conv2', consumer='layer1.0.conv3'), 16)
     """
     blocks = bottleneck_blocks(model)
     if not blocks:
@@ -37,6 +43,6 @@ def resnet_bottleneck(model: nn.Module, keep_ratio: float, example_inputs: Any =
     steps = []
     for block in blocks:
         prefix = f"{block}." if block else ""
-        steps.append(PruneStep(LayerPair(prefix + "conv1", prefix + "conv2"), keep_ratio))
+        steps.append(PruneStep(LayerPair(prefix + "conv1", prefix + "conv2"), keep_ratio, finetune_after=False))
         steps.append(PruneStep(LayerPair(prefix + "conv2", prefix + "conv3"), keep_ratio))
     return steps

@@ -28,9 +28,8 @@ UNPRUNED = "none"
 
 
 def _in_paper_setting(panel: pd.DataFrame, layer: str, rate: float) -> bool:
-    setting = pv.PAPER_COMPARE_LAYER_SETTING
-    return (set(panel["dataset"]) == {setting["dataset"]} and set(panel["model"]) == {setting["model"]}
-            and layer in setting["layers"] and abs(rate - setting["keep_ratio"]) < 1e-9)
+    settings = set(zip(panel["dataset"], panel["model"]))
+    return len(settings) == 1 and pv.is_paper_compare_setting(*next(iter(settings)), layer, rate)
 
 
 @figure("compare_layer", order=3, source="compare_layer", wanted=lambda facts: facts.compare_layer,

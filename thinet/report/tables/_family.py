@@ -15,11 +15,12 @@ from thinet.report._context import ReportContext
 from thinet.report._rows import family_rows, sort_summary
 from thinet.report._stats import format_value, mean_std_over_seeds
 from thinet.report._table import Table
+from thinet.report._units import count_unit
 from thinet.report.tables._common import (
     PAPER_SOURCE, add_count_columns, device_note, mean_std_cells, paper_lookup, setting_text, timing_cells,
 )
 
-VALUES = ("top1", "top5", "params", "flops", "forward_ms", "backward_ms")
+VALUES = ("top1", "top5", "params", "params_with_biases", "flops", "forward_ms", "backward_ms")
 KEYS = ["experiment", "dataset", "model", "variant", "criterion", "keep_ratio", "phase"]
 PAPER_VALUE_KEYS = ("top1", "top5", "params_M", "flops_B", "forward_ms", "backward_ms")
 
@@ -30,8 +31,9 @@ def summarize_family(metrics: pd.DataFrame, family: str, transfer: frozenset[str
     # The same unpruned model may be logged once per experiment: it is one table row.
     rows.loc[rows["phase"].eq("base"), "experiment"] = ""
     summary = sort_summary(mean_std_over_seeds(rows, KEYS, VALUES))
-    return summary.rename(columns={"params_mean": "params", "flops_mean": "flops", "variant": "method"}).drop(
-        columns=["params_std", "flops_std"]
+    return summary.rename(columns={"params_mean": "params", "params_with_biases_mean": "params_with_biases",
+                                   "flops_mean": "flops", "variant": "method"}).drop(
+        columns=["params_std", "params_with_biases_std", "flops_std"]
     )
 
 
@@ -53,12 +55,16 @@ def family_table(
     display["Top-1 (%)"] = mean_std_cells(summary, "top1")
     display["Top-5 (%)"] = mean_std_cells(summary, "top5")
     add_count_columns(display, summary, "params", "flops")
+    label, divisor = count_unit(summary["params_with_biases"], "params")
+    display[f"#Param. with biases ({label})"] = [format_value(v / divisor) for v in summary["params_with_biases"]]
     display["f./b. (ms)"] = timing_cells(summary["forward_ms_mean"], summary["backward_ms_mean"])
     display["Seeds"] = summary["n_seeds"].astype(int)
 
     data = summary.copy()
     notes = [
         "Top-1/Top-5: accuracy in % on the evaluation split, mean ± sample standard deviation over the seeds counted in 'Seeds'.",
+        "#Param.: the paper's convention, every parameter but the biases of convolution and fully-connected layers; "
+        "'with biases' counts those too.",
         device_note(family_rows(metrics, family, ctx.transfer_experiments), ctx.timing_batch_size),
     ]
     if with_paper:

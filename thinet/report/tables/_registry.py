@@ -36,7 +36,7 @@ def available_tables() -> list[str]:
 def build_table(name: str, inputs: Mapping[str, pd.DataFrame], ctx: ReportContext) -> Table:
     """Compute table `name` from `inputs` ({"metrics": metrics frame, "arch": arch-table frame}).
 
-    >>> arch = pd.DataFrame({"model": ["vgg16"], "params_M": [138.4], "flops_B": [30.9],
+    >>> arch = pd.DataFrame({"model": ["vgg16"], "params_M": [138.3], "params_with_biases_M": [138.4], "flops_B": [30.9],
     ...                      "paper_params_M": [138.34], "paper_flops_B": [30.94]})
     >>> build_table("arch_table", {"arch": arch}, ReportContext("default")).display.columns[0]
     'Model'
