@@ -133,3 +133,29 @@ def test_too_few_selection_samples_fail_before_the_first_layer(tmp_path):
                     train_loader=batches, workdir=tmp_path, seed=0, device="cpu", example_inputs=x[:2],
                     samples_per_image=1, progress=False)
     assert model[0].out_channels == 8 and not (tmp_path / "chain.json").exists()  # nothing pruned or written
+
+
+def test_batchnorm_statistics_are_reestimated_after_each_surgery_when_asked(tmp_path):
+    from thinet.runtime import reestimate_batchnorm
+
+    def bn_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                             nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    x, _ = _data()
+    stats = {}
+    steps = [PruneStep(LayerPair("0", "3"), 0.5)]
+    for flag in (False, True):
+        prune_chain(bn_model(), steps, criterion="thinet", selection_batches=[x[:16]], finetune=None,
+                    train_loader=None, workdir=tmp_path / str(flag), seed=0, device="cpu", example_inputs=x[:2],
+                    evaluate_fn=lambda m, phase, i, f=flag: stats.__setitem__(f, m[4].running_mean.clone()),
+                    progress=False, reestimate_bn=flag)
+    # off: the untouched running mean of a fresh BN (zeros); on: the exact batch mean of the pruned model
+    assert torch.equal(stats[False], torch.zeros(8))
+    pruned = torch.load(tmp_path / "True" / "step_000.pt", weights_only=False)["model"]
+    expected = pruned[:4](x[:16]).mean(dim=(0, 2, 3))
+    assert torch.allclose(stats[True], expected, atol=1e-5)
+    assert json.loads((tmp_path / "True" / "chain.json").read_text())["reestimate_bn"] is True
+    assert reestimate_batchnorm(nn.Linear(2, 2), [x]) == 0  # nothing to do without BatchNorm

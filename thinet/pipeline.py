@@ -28,7 +28,7 @@ from torch import nn
 from thinet.models import find_layer, out_channels_of
 from thinet.runtime import (
     DistInfo, LogFn, OptimizerSettings, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
-    finetune_path, latest_step, step_path, train,
+    finetune_path, latest_step, reestimate_batchnorm, step_path, train,
 )
 from thinet.types import PruneStep, PruningError, Selection, check_keep_ratio
 
@@ -110,9 +110,10 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
 
 
 def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
-              samples_per_image: int, optimizer: OptimizerSettings,
+              samples_per_image: int, optimizer: OptimizerSettings, reestimate_bn: bool,
               settings: Mapping[str, Any] | None) -> dict[str, Any]:
     manifest = {"criterion": criterion, "seed": seed, "samples_per_image": samples_per_image,
+                "reestimate_bn": reestimate_bn,
                 "finetune": None if plan is None else plan.to_dict(), "optimizer": optimizer.to_dict(),
                 "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer, "keep_ratio": s.keep_ratio,
                            "group_end": s.group_end, "finetune_after": s.finetune_after} for s in steps]}
@@ -144,7 +145,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                 log: LogFn | None = None, samples_per_image: int = 10,
                 settings: Mapping[str, Any] | None = None, progress: bool = True,
                 amp: str | bool | None = None, channels_last: bool | None = None,
-                optimizer: OptimizerSettings | Mapping[str, Any] | None = None) -> nn.Module:
+                optimizer: OptimizerSettings | Mapping[str, Any] | None = None,
+                reestimate_bn: bool = False) -> nn.Module:
     """Prune `steps` in order and return the pruned, fine-tuned model.
 
     `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
@@ -156,6 +158,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     (e.g. model and dataset names) are recorded in `chain.json` with the chain's
     own; a restart with any different value raises PruningError naming the key.
     `optimizer` sets the bias rule of every fine-tuning phase (`thinet.runtime.OptimizerSettings`).
+    `reestimate_bn` recomputes every BatchNorm's statistics on the selection images right after each
+    surgery, before the "pruned" evaluation and the fine-tuning (the same for every criterion).
     The model is returned because a resumed run loads it from disk.
     """
     from thinet.surgery import prune_pair
@@ -170,7 +174,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     if info.is_main:
         workdir.mkdir(parents=True, exist_ok=True)
         check_or_write_manifest(workdir, _manifest(steps, criterion, finetune, seed, samples_per_image,
-                                                   OptimizerSettings.from_config(optimizer), settings))
+                                                   OptimizerSettings.from_config(optimizer), reestimate_bn,
+                                                   settings))
     barrier(info)
 
     done, ckpt = latest_step(workdir, len(steps))
@@ -190,6 +195,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
                             example_inputs, info)
         model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
+        if reestimate_bn:
+            reestimate_batchnorm(model, selection_batches, device=device)
         metrics: dict[str, Any] = {}
         if evaluate_fn is not None:
             metrics["pruned"] = dict(evaluate_fn(model, "pruned", index) or {})

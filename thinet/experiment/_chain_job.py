@@ -134,7 +134,7 @@ def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.Pat
         seed=run["seed"], device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
         log=steps_tracker.log_training, samples_per_image=spec["selection"]["samples_per_image"],
         settings={"run": run["id"], "hash": run["hash"], "model": run["model"], "dataset": run["dataset"]},
-        amp=spec["amp"], optimizer=run["training"]["optimizer"])
+        amp=spec["amp"], optimizer=run["training"]["optimizer"], reestimate_bn=run.get("reestimate_bn", False))
     if info.is_main:
         out_dir = Path(out).parent
         write_rows(step_rows(spec, workdir, steps, device_label(device)), out_dir / "steps.csv")

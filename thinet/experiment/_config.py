@@ -263,7 +263,8 @@ def _chain_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, An
                 label = var.get("label", DEFAULT_LABELS["chain"]).format(
                     criterion=crit, r=_fmt_rate(r), pct=round(r * 100), seed=seed, id=vid)
                 runs.append({**common, "id": rid, "variant": label, "criterion": crit, "keep_ratio": float(r),
-                             "seed": seed, "strategy": var["strategy"], "finetune": var["finetune"]})
+                             "seed": seed, "strategy": var["strategy"], "finetune": var["finetune"],
+                             **({"reestimate_bn": True} if var.get("reestimate_bn") else {})})
     return runs
 
 

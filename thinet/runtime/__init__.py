@@ -13,6 +13,7 @@ pruning chain's work folder. It imports nothing above `thinet.models` and `thine
 """
 from __future__ import annotations
 
+from thinet.runtime._batchnorm import has_batchnorm, reestimate_batchnorm
 from thinet.runtime._atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from thinet.runtime._chain_state import check_or_write_manifest, finetune_path, latest_step, step_path
 from thinet.runtime._checkpoint import atomic_save, atomic_write_json, load_checkpoint
@@ -30,7 +31,7 @@ from thinet.runtime._training import LogFn, finetune, train
 __all__ = [
     "DistInfo", "LogFn", "MOMENTUM", "OptimizerSettings", "Schedule", "WEIGHT_DECAY", "atomic_path", "atomic_save", "atomic_write_json",
     "barrier", "check_or_write_manifest", "count_flops", "count_params", "count_weights", "derive_seed", "dist_info", "evaluate",
-    "finetune", "finetune_path", "latest_step", "load_checkpoint", "make_optimizer", "model_counts", "model_device", "rng_state",
+    "finetune", "finetune_path", "has_batchnorm", "latest_step", "load_checkpoint", "make_optimizer", "model_counts", "model_device", "reestimate_batchnorm", "rng_state",
     "seed_everything", "set_rng_state", "setup_distributed", "shard_loader", "step_path", "time_forward_backward",
     "train", "wrap_distributed", "write_bytes_atomic", "write_text_atomic",
 ]
