@@ -13,7 +13,7 @@ import torch.nn as nn
 from torchvision.models.resnet import Bottleneck, conv1x1
 
 from thinet.models._registry import register_model
-from thinet.models.vgg import VGG16_LAYOUT, VGGGap, make_vgg_features
+from thinet.models.vgg import VGG16_LAYOUT, VGGFc, VGGGap, make_vgg_features
 
 MIN_WIDTH = 4
 
@@ -34,13 +34,23 @@ def _check_common(model: str, num_classes: int, in_chans: int, width_mult: float
 
 @register_model("vgg16_small")
 def vgg16_small(num_classes: int = 10, *, pretrained: bool = False, in_chans: int = 1, width_mult: float = 0.125,
-                batch_norm: bool = True, input_size: int = 32) -> nn.Module:
-    """VGG-16's 13 convolutions at `width_mult` (at least 4 channels) + BN + GAP head."""
+                batch_norm: bool = True, input_size: int = 32, head: str = "gap") -> nn.Module:
+    """VGG-16's 13 convolutions at `width_mult` (at least 4 channels), with BN or (as the paper's
+    Caffe VGG-16) without, and a GAP head or (`head="fc"`) VGG-16's FC head at the same width
+    (fc6/fc7 of 4096 · width_mult units).
+
+    >>> [type(m).__name__ for m in vgg16_small(head="fc", batch_norm=False).classifier][:3]
+    ['Linear', 'ReLU', 'Dropout']
+    """
     _check_common("vgg16_small", num_classes, in_chans, width_mult, input_size, pretrained)
     if input_size < 32:
         raise ValueError(f"vgg16_small: input_size must be >= 32 (five 2x2 pools), got {input_size}")
+    if head not in ("gap", "fc"):
+        raise ValueError(f"vgg16_small: head must be 'gap' or 'fc', got {head!r}")
     layout = [item if item == "M" else _scaled(int(item), width_mult) for item in VGG16_LAYOUT]
-    model = VGGGap(make_vgg_features(layout, in_chans, batch_norm), num_classes)
+    features = make_vgg_features(layout, in_chans, batch_norm)
+    model = (VGGGap(features, num_classes) if head == "gap"
+             else VGGFc(features, num_classes, width=_scaled(4096, width_mult)))
     model.thinet_input_size = (in_chans, input_size, input_size)
     return model
 

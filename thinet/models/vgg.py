@@ -47,6 +47,27 @@ class VGGGap(VGG):
         init_vgg_weights(self)
 
 
+class VGGFc(VGG):
+    """VGG conv features + VGG-16's FC head (fc6, fc7: Linear + ReLU + Dropout; fc8), at any width.
+
+    Table 1's head at a reduced size: `width` units in fc6/fc7 (VGG-16: 4096) after an
+    average pool to `pool`×`pool` (VGG-16: 7×7), so ThiNet-Conv (FC kept), ThiNet-GAP (FC → GAP,
+    `thinet.strategies.to_gap`) and ThiNet-Tiny all exist for it.
+    """
+
+    def __init__(self, features: nn.Sequential, num_classes: int, width: int, pool: int = 1,
+                 dropout: float = 0.5) -> None:
+        nn.Module.__init__(self)
+        channels = [m for m in features.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d(pool)
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * pool * pool, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(width, num_classes))
+        init_vgg_weights(self)
+
+
 def init_vgg_weights(model: nn.Module) -> None:
     """torchvision's VGG initialisation (kaiming-normal convs, N(0, 0.01) linear)."""
     for m in model.modules():
