@@ -208,3 +208,54 @@ def test_resnet50_v1_max_pools_as_caffe():
     y = pool(x)[0, 0]
     assert y.shape == (56, 56)
     assert torch.nonzero(y).tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+
+
+# ---------------------------------------------------------------- Caffe preprocessing (data.preprocessing: caffe)
+
+def test_caffe_preprocessing_is_bgr_0_255_minus_the_mean():
+    """Same crop as torchvision's preprocessing, only the numbers differ: undo torchvision's (x * std + mean)
+    to 0-255 RGB, reverse the channels, subtract Caffe's BGR mean."""
+    from PIL import Image
+
+    from thinet.data import CAFFE_BGR_MEAN
+    from thinet.data._transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_transform
+
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    pixels[..., 0] = 250  # a red cast: a missing channel swap cannot hide
+    image = Image.fromarray(pixels)
+    caffe = imagenet_transform(False, 16, preprocessing="caffe")(image)
+    torchvision = imagenet_transform(False, 16)(image)
+    rgb_255 = (torchvision * torch.tensor(IMAGENET_STD)[:, None, None]
+               + torch.tensor(IMAGENET_MEAN)[:, None, None]) * 255
+    torch.testing.assert_close(caffe, rgb_255.flip(0) - torch.tensor(CAFFE_BGR_MEAN)[:, None, None],
+                               rtol=0, atol=1e-3)
+    torch.testing.assert_close(caffe[2].mean(), torch.tensor(250 - CAFFE_BGR_MEAN[2]), rtol=0, atol=0.5)
+    with pytest.raises(ValueError, match="unknown preprocessing 'bgr'; use one of torchvision, caffe"):
+        imagenet_transform(False, preprocessing="bgr")
+
+
+def test_get_dataset_reads_an_imagenet_tree_caffe_style_and_refuses_grayscale(tmp_path):
+    from thinet.data import CAFFE_BGR_MEAN, get_dataset, make_fixture
+
+    root = make_fixture("imagenet", tmp_path / "imagenet", classes=2, per_class=1, seed=0, image_size=24)
+    image, _ = get_dataset("imagenet", "val", root=root, image_size=16, preprocessing="caffe")[0]
+    tv, _ = get_dataset("imagenet", "val", root=root, image_size=16)[0]
+    assert image.shape == tv.shape == (3, 16, 16)
+    assert float(image.max()) <= 255 - min(CAFFE_BGR_MEAN) and float(image.max() - image.min()) > 10
+    with pytest.raises(ValueError, match="dataset 'fashion_mnist' supports preprocessing torchvision, not 'caffe'"):
+        get_dataset("fashion_mnist", "val", root=tmp_path / "nowhere", preprocessing="caffe")
+
+
+def test_resnet50_config_reads_caffe_pixels_and_refuses_them_for_fashion_mnist():
+    from pathlib import Path
+
+    from thinet.experiment import ConfigError, load_config
+
+    root = Path(__file__).resolve().parents[1]
+    schema = root / "workflow" / "schemas" / "config.schema.yaml"
+    paper = load_config([root / "config" / "imagenet_resnet50.yaml"], schema, check_paths=False)
+    assert paper["data"]["preprocessing"] == "caffe"
+    assert load_config([root / "config" / "smoke.yaml"], schema)["data"]["preprocessing"] == "torchvision"
+    with pytest.raises(ConfigError, match="'data.preprocessing': dataset 'fashion_mnist' supports preprocessing "
+                                          "torchvision, not 'caffe'"):
+        load_config([root / "config" / "smoke.yaml"], schema, overrides={"data": {"preprocessing": "caffe"}})
