@@ -20,6 +20,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, model_default: str | 
     parser.add_argument("--dataset", default="fashion_mnist",
                         help="dataset name: fashion_mnist, imagenet, cub200, indoor67 (default fashion_mnist)")
     parser.add_argument("--data-root", default=None, help="dataset root (default: the dataset's usual location)")
+    parser.add_argument("--preprocessing", default="torchvision",
+                        help="pixels to model input: torchvision (RGB 0-1, mean/std) or caffe (BGR 0-255 minus "
+                             "the mean, for weights from `thinet convert-caffe`) (default torchvision)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per batch (default 128, as in the paper)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")

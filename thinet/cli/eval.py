@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     device = resolve_device(args.device)
     json_path = check_output(args.json, "--json") if args.json else None
-    val = get_dataset(args.dataset, "val", root=args.data_root)
+    val = get_dataset(args.dataset, "val", root=args.data_root, preprocessing=args.preprocessing)
     label = args.checkpoint or args.model
     if args.checkpoint is None:
         print(f"thinet eval: warning: no --checkpoint; {args.model} has random weights", file=sys.stderr)

@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(f"{out}.chain")
     label = args.model or args.checkpoint
 
-    tune_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True)
-    select_set = get_dataset(args.dataset, "train", root=args.data_root)
+    tune_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True,
+                           preprocessing=args.preprocessing)
+    select_set = get_dataset(args.dataset, "train", root=args.data_root, preprocessing=args.preprocessing)
     model = build_model(args.model, select_set.num_classes, args.checkpoint).to(device)
     size = check_fits(model, select_set, label)
     if args.gap:
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"pruned: {after[0] / 1e6:.3f}M parameters ({before[0] / after[0]:.2f}x fewer), "
           f"{after[1] / 1e9:.4f}B FLOPs ({before[1] / after[1]:.2f}x fewer)")
     if not args.no_eval:
-        val = get_dataset(args.dataset, "val", root=args.data_root)
+        val = get_dataset(args.dataset, "val", root=args.data_root, preprocessing=args.preprocessing)
         result = evaluate(model, make_loader(val, 256, workers=args.workers), device=device,
                           max_images=args.eval_max_images)
         print(f"validation: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}  "

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     device = resolve_device(args.device)
     out = check_output(args.out)
-    train_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True)
+    train_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True,
+                            preprocessing=args.preprocessing)
     seed_everything(args.seed)  # the model's initial weights come from the seed too
     model = build_model(args.model, train_set.num_classes, args.checkpoint)
     check_fits(model, train_set, args.model)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {args.model} on {args.dataset}: {last['step']} iterations, last training loss "
           f"{last['loss']:.4f}, training accuracy {last['accuracy']:.2f}%; saved {out}")
     if not args.no_eval:
-        val = get_dataset(args.dataset, "val", root=args.data_root)
+        val = get_dataset(args.dataset, "val", root=args.data_root, preprocessing=args.preprocessing)
         result = evaluate(model.to(device), make_loader(val, 256, workers=args.workers), device=device)
         print(f"validation: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}  "
               f"({result['images']} images)")

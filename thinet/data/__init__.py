@@ -9,25 +9,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from thinet.data._base import FIXTURE_MARKER, ClassificationDataset, DatasetSizeWarning
-from thinet.data._registry import SPLITS, available_datasets, get_entry, register_dataset
+from thinet.data._registry import SPLITS, available_datasets, check_dataset_preprocessing, get_entry, register_dataset
 from thinet.data._subset import selection_subset
 from thinet.data._fixtures import make_fixture
+from thinet.data._transforms import CAFFE_BGR_MEAN, PREPROCESSINGS
 
 # Importing a dataset module registers it.
 from thinet.data import cub200, fashion_mnist, imagenet, indoor67  # noqa: F401,E402
 
-__all__ = ["FIXTURE_MARKER", "ClassificationDataset", "DatasetSizeWarning", "available_datasets", "get_dataset", "make_fixture",
-           "register_dataset", "selection_subset"]
+__all__ = ["CAFFE_BGR_MEAN", "FIXTURE_MARKER", "PREPROCESSINGS", "ClassificationDataset", "DatasetSizeWarning",
+           "available_datasets", "check_dataset_preprocessing", "get_dataset", "make_fixture", "register_dataset",
+           "selection_subset"]
 
 
 def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_transform: bool = False,
-                image_size: int | None = None) -> ClassificationDataset:
+                image_size: int | None = None, preprocessing: str = "torchvision") -> ClassificationDataset:
     """The dataset `name` ("fashion_mnist", "imagenet", "cub200", "indoor67"), split "train" or "val".
 
     "val" is the test split where the dataset calls it so. `train_transform`
     selects the augmenting training transform (random crop + flip), otherwise
     the evaluation transform (centre crop). `image_size` overrides the crop
-    side (32 for Fashion-MNIST, 224 for the others). The result exposes
+    side (32 for Fashion-MNIST, 224 for the others). `preprocessing` turns pixels into the
+    model's input: "torchvision" (scaled to 0-1, normalised; what torchvision/timm weights
+    expect) or "caffe" (BGR, 0-255 minus CAFFE_BGR_MEAN; MSRA's Caffe ResNet-50, RGB sets
+    only). The result exposes
     `.num_classes`, `.in_channels`, `.image_size`, `.targets`, `.classes`.
 
     >>> ds = get_dataset("fashion_mnist", "val")  # doctest: +SKIP
@@ -41,4 +46,4 @@ def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
         raise ValueError(f"dataset {name!r}: image_size must be a positive integer, got {image_size!r}")
     return entry.load(split, root=None if root is None else Path(root).expanduser(),
-                      train_transform=bool(train_transform), image_size=image_size)
+                      train_transform=bool(train_transform), image_size=image_size, preprocessing=preprocessing)

@@ -21,7 +21,7 @@ class ImageFileDataset(ClassificationDataset):
     in_channels = 3
 
     def __init__(self, files: list[Path], targets: list[int], classes: list[str], *, split: str, root: Path,
-                 train_transform: bool, image_size: int | None) -> None:
+                 train_transform: bool, image_size: int | None, preprocessing: str = "torchvision") -> None:
         if not files:
             raise ValueError(f"no images found for the {split} split under {root}")
         # One numpy byte-string array, not a list of Path objects: DataLoader workers forked from this
@@ -31,7 +31,8 @@ class ImageFileDataset(ClassificationDataset):
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.split, self.root, self.augmented = split, root, train_transform
         self.image_size = image_size or IMAGENET_CROP
-        self.transform: Callable = imagenet_transform(train_transform, self.image_size)
+        self.preprocessing = preprocessing
+        self.transform: Callable = imagenet_transform(train_transform, self.image_size, preprocessing)
 
     def path(self, index: int) -> Path:
         """The image file of item `index`."""

@@ -1,12 +1,16 @@
 """Image transforms: the paper's (ImageNet-style) and their small-image equivalents.
 
 Paper (§4.2): train = resize to 256x256, random 224 crop, horizontal flip;
-eval = resize to 256x256, centre 224 crop. The small-image versions keep the
+eval = resize to 256x256, centre 224 crop. Two ways to turn the crop into numbers
+(`preprocessing`): "torchvision" (RGB in 0-1, ImageNet mean/std: torchvision and timm
+weights) and "caffe" (BGR in 0-255 minus the mean, no scaling: MSRA's Caffe ResNet). The small-image versions keep the
 same resize:crop ratio idea for 28x28 images: resize to 36, crop 32.
 All randomness comes from torch's global RNG (seeded by the caller or the
 DataLoader's generator), never from python's `random`.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +19,11 @@ from torchvision.transforms import v2
 # The normalisation every ImageNet-pretrained torchvision/timm model expects.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Caffe's BGR means, per channel, on 0-255 pixels. MSRA trained ResNet-50 with a per-pixel mean
+# image (ResNet_mean.binaryproto); its per-channel average is what every port of those weights
+# uses (Keras' "caffe" mode, the ResNet-50 it ships being converted from MSRA's caffemodel), and
+# our resize-then-crop would not line a 224x224 mean image up with the crop anyway.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 IMAGENET_CROP = 224
 IMAGENET_RESIZE = 256
 SMALL_CROP = 32
@@ -32,22 +41,52 @@ def resize_for(image_size: int, crop: int, resize: int) -> int:
     return int(round(image_size * resize / crop))
 
 
-def imagenet_transform(train: bool, image_size: int = IMAGENET_CROP) -> v2.Compose:
-    """PIL image -> normalised float tensor 3xSxS with the paper's augmentation when `train`.
+def check_preprocessing(preprocessing: str) -> str:
+    """`preprocessing` itself, if it is one of PREPROCESSINGS; else a ValueError naming the choices."""
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}; use one of {', '.join(PREPROCESSINGS)}")
+    return preprocessing
+
+
+class CaffeBGR:
+    """RGB float tensor in 0-255 (C x H x W) -> Caffe's input: BGR minus CAFFE_BGR_MEAN, unscaled.
+
+    >>> CaffeBGR()(torch.tensor([123.68, 116.779, 103.939]).reshape(3, 1, 1)).flatten().tolist()
+    [0.0, 0.0, 0.0]
+    """
+
+    def __init__(self) -> None:
+        self.mean = torch.tensor(CAFFE_BGR_MEAN).reshape(3, 1, 1)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(-3) - self.mean
+
+    def __repr__(self) -> str:
+        return f"CaffeBGR(mean={CAFFE_BGR_MEAN})"
+
+
+# preprocessing -> the last steps of the transform, from uint8 RGB pixels to the model's input.
+_TO_NUMBERS: dict[str, Callable[[], list[Callable]]] = {
+    "torchvision": lambda: [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)],
+    "caffe": lambda: [v2.ToDtype(torch.float32, scale=False), CaffeBGR()],
+}
+PREPROCESSINGS = tuple(_TO_NUMBERS)
+
+
+def imagenet_transform(train: bool, image_size: int = IMAGENET_CROP,
+                       preprocessing: str = "torchvision") -> v2.Compose:
+    """PIL image -> float tensor 3xSxS with the paper's augmentation when `train`, as `preprocessing` wants.
 
     >>> from PIL import Image
     >>> imagenet_transform(False)(Image.new("RGB", (300, 200))).shape
     torch.Size([3, 224, 224])
+    >>> imagenet_transform(False, preprocessing="caffe")(Image.new("RGB", (300, 200), (255, 0, 0)))[:, 0, 0]
+    tensor([-103.9390, -116.7790,  131.3200])
     """
     side = resize_for(image_size, IMAGENET_CROP, IMAGENET_RESIZE)
     crop = [v2.RandomCrop(image_size), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(image_size)]
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize((side, side), antialias=True),
-        *crop,
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    to_numbers = _TO_NUMBERS[check_preprocessing(preprocessing)]()
+    return v2.Compose([v2.ToImage(), v2.Resize((side, side), antialias=True), *crop, *to_numbers])
 
 
 class SmallImageTransform:

@@ -68,7 +68,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
 
 @register_dataset("cub200", fixture=_write_fixture, root_holds="the CUB_200_2011 archive")
 def load_cub200(split: str, *, root: Path | None = None, train_transform: bool = False,
-                image_size: int | None = None) -> ImageFileDataset:
+                image_size: int | None = None, preprocessing: str = "torchvision") -> ImageFileDataset:
     """CUB-200-2011 `split` ("val" = the official test images); labels are classes.txt ids minus one.
 
     >>> ds = load_cub200("train", root=Path("/data/CUB_200_2011"))  # doctest: +SKIP
@@ -98,4 +98,5 @@ def load_cub200(split: str, *, root: Path | None = None, train_transform: bool =
             targets.append(label - 1)
     check_expected_count("cub200", split, len(files), EXPECTED_COUNTS[split], root, base)
     return ImageFileDataset(files, targets, classes, split=split, root=base,
-                            train_transform=train_transform, image_size=image_size)
+                            train_transform=train_transform, image_size=image_size,
+                            preprocessing=preprocessing)

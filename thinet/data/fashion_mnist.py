@@ -138,9 +138,11 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
         write_idx(root / f"{labels_stem}.gz", labels.astype(np.uint8))
 
 
-@register_dataset("fashion_mnist", fixture=_write_fixture, fixed_classes=len(CLASSES))
+# Grayscale: "caffe" (BGR, 0-255) has no meaning here; "torchvision" is scaled to 0-1 and normalised
+# with the training set's own pixel mean and std.
+@register_dataset("fashion_mnist", fixture=_write_fixture, fixed_classes=len(CLASSES), preprocessings=("torchvision",))
 def load_fashion_mnist(split: str, *, root: Path | None = None, train_transform: bool = False,
-                       image_size: int | None = None) -> FashionMNIST:
+                       image_size: int | None = None, preprocessing: str = "torchvision") -> FashionMNIST:
     """Fashion-MNIST `split` ("train" or "val" = the t10k test set), 1 x 32 x 32 by default.
 
     >>> ds = load_fashion_mnist("val")  # doctest: +SKIP

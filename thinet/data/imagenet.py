@@ -52,7 +52,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
 
 @register_dataset("imagenet", fixture=_write_fixture, root_holds="train/ and val/ class folders")
 def load_imagenet(split: str, *, root: Path | None = None, train_transform: bool = False,
-                  image_size: int | None = None) -> ImageFileDataset:
+                  image_size: int | None = None, preprocessing: str = "torchvision") -> ImageFileDataset:
     """ImageNet `split`; classes are the sorted training wnid folders, the same index in both splits.
 
     >>> ds = load_imagenet("val", root=Path("/data/ILSVRC2012"))  # doctest: +SKIP
@@ -70,4 +70,5 @@ def load_imagenet(split: str, *, root: Path | None = None, train_transform: bool
         targets.extend([index_of[class_dir.name]] * len(images))
     check_expected_count("imagenet", split, len(files), EXPECTED_COUNTS[split], root)
     return ImageFileDataset(files, targets, classes, split=split, root=root,
-                            train_transform=train_transform, image_size=image_size)
+                            train_transform=train_transform, image_size=image_size,
+                            preprocessing=preprocessing)

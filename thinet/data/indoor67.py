@@ -49,7 +49,7 @@ def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Gene
 
 @register_dataset("indoor67", fixture=_write_fixture, root_holds="Images/, TrainImages.txt and TestImages.txt")
 def load_indoor67(split: str, *, root: Path | None = None, train_transform: bool = False,
-                  image_size: int | None = None) -> ImageFileDataset:
+                  image_size: int | None = None, preprocessing: str = "torchvision") -> ImageFileDataset:
     """Indoor-67 `split` ("val" = TestImages.txt, 1340 images); classes are the sorted folders of Images/.
 
     >>> load_indoor67("val", root=Path("/data/indoor67")).num_classes  # doctest: +SKIP
@@ -66,4 +66,5 @@ def load_indoor67(split: str, *, root: Path | None = None, train_transform: bool
         raise ValueError(f"{overlap[0]} is listed in both {root / INDEX_FILES['train']} and {root / INDEX_FILES['val']}")
     check_expected_count("indoor67", split, len(files), EXPECTED_COUNTS[split], root)
     return ImageFileDataset(files, targets, classes, split=split, root=root,
-                            train_transform=train_transform, image_size=image_size)
+                            train_transform=train_transform, image_size=image_size,
+                            preprocessing=preprocessing)

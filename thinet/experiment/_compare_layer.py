@@ -99,7 +99,7 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
                       eval_max_images: int | None = None, device: str | torch.device | None = None,
                       criteria: Sequence[str] | None = None, criteria_modules: Sequence[str] = (),
                       config: str = "adhoc", batch_size: int = 64,
-                      image_size: int | None = None) -> list[dict[str, Any]]:
+                      image_size: int | None = None, preprocessing: str = "torchvision") -> list[dict[str, Any]]:
     """Build model and data by name, run `compare_layer`, return rows with the compare_layer.csv columns.
 
     `criteria` defaults to every registered criterion (after loading `criteria_modules`).
@@ -113,8 +113,8 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
     for name in names:
         get_criterion(name)
     dev = resolve_device(None if device is None else str(device))
-    train = get_dataset(dataset, "train", root=data_root, image_size=image_size)
-    val = get_dataset(dataset, "val", root=data_root, image_size=image_size)
+    train = get_dataset(dataset, "train", root=data_root, image_size=image_size, preprocessing=preprocessing)
+    val = get_dataset(dataset, "val", root=data_root, image_size=image_size, preprocessing=preprocessing)
     net = create_model(model, train.num_classes, checkpoint=checkpoint).to(dev).eval()
     example = example_inputs(net)
     pair = resolve_pair(net, layer, example)
@@ -203,7 +203,7 @@ def run_compare_layer_job(spec: dict[str, Any], model_file: str | os.PathLike, o
     cmp, dataset = spec["compare_layer"], spec["dataset"]
     rows = run_compare_layer(
         model=spec["model"], dataset=dataset["name"], checkpoint=model_file, data_root=dataset["root"],
-        image_size=dataset.get("image_size"), layer=cmp["layer"], keep_ratio=cmp["keep_ratio"],
+        image_size=dataset.get("image_size"), preprocessing=spec["data"]["preprocessing"], layer=cmp["layer"], keep_ratio=cmp["keep_ratio"],
         per_class=spec["selection"]["per_class"], samples_per_image=spec["selection"]["samples_per_image"],
         seed=cmp["seed"], eval_max_images=spec["data"]["final_eval_images"],
         device=None if spec["device"] == "auto" else spec["device"], criteria=cmp["criteria"],

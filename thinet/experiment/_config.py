@@ -167,6 +167,8 @@ def criteria_of(value: str | list[str], key: str, allowed: list[str]) -> list[st
 
 def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None:
     """Semantic checks after the schema: names registered, data present, references resolve."""
+    from thinet.data import check_dataset_preprocessing
+
     known = _registries(config)
     gpus, batch = config.get("gpus", 0), config["data"]["batch_size"]
     if gpus > 1 and batch % gpus:
@@ -174,6 +176,10 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
                           f"'gpus' = {gpus} processes (the paper: 128 over 4 GPUs = 32 each)")
     for name, ds in config["datasets"].items():
         _require("dataset", name, f"datasets.{name}", known["dataset"])
+        try:
+            check_dataset_preprocessing(name, config["data"]["preprocessing"])
+        except ValueError as err:
+            raise ConfigError(f"config key 'data.preprocessing': {err}") from None
         if check_paths and "fixture" not in ds and not Path(ds["root"]).exists():
             raise ConfigError(f"config key 'datasets.{name}.root': data directory {ds['root']!r} does not exist "
                               f"(give the dataset's location, or a 'fixture' entry to generate a test tree)")
@@ -236,7 +242,7 @@ def _fmt_rate(r: float) -> str:
 def _training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     data = config["data"]
     return {"batch_size": data["batch_size"], "train_images": data["train_images"],
-            "optimizer": dict(config.get("optimizer") or {})}
+            "optimizer": dict(config.get("optimizer") or {}), "preprocessing": data["preprocessing"]}
 
 
 def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

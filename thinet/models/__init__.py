@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 
 from thinet.models import resnet_v1, small, vgg  # noqa: F401  (registers the families)
+from thinet.models._caffe_resnet import CAFFE_MODELS, convert_caffemodel
+from thinet.models._caffemodel import read_caffemodel
 from thinet.models._checkpoint import load_state_dict_into, read_checkpoint
 from thinet.models._layers import find_layer, in_channels_of, layer_biases, out_channels_of
 from thinet.models._registry import (
@@ -26,8 +28,9 @@ from thinet.models._sources import TORCHVISION_INPUT, prefixed_model, replace_la
 from thinet.models.vgg import VGGGap, vgg_conv_names
 
 __all__ = [
-    "PREFIXES", "VGGGap", "available_models", "create_model", "example_inputs", "find_layer", "get_constructor", "in_channels_of", "input_size_of", "layer_biases",
-    "out_channels_of", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
+    "CAFFE_MODELS", "PREFIXES", "VGGGap", "available_models", "convert_caffemodel", "create_model", "example_inputs",
+    "find_layer", "get_constructor", "in_channels_of", "input_size_of", "layer_biases", "out_channels_of",
+    "read_caffemodel", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
 ]
 
 

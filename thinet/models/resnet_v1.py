@@ -1,8 +1,11 @@
 """ResNet-50 "v1", the original MSRA/Caffe layout used by the paper (Table 3).
 
-It differs from torchvision's resnet50 only in where a downsampling bottleneck strides:
+It differs from torchvision's resnet50 in where a downsampling bottleneck strides:
 on its first 1x1 convolution (Caffe) rather than on the 3x3 (torchvision, "v1.5").
 That moves the 3x3 onto the smaller map: 7.72 GFLOPs instead of torchvision's 8.2.
+Its first max-pooling is Caffe's too (no padding, windows rounded up: 112 -> 56 as with
+torchvision's padding 1, but the windows sit one pixel apart), so MSRA's converted weights
+(`thinet convert-caffe`) see the features they were trained on.
 """
 from __future__ import annotations
 
@@ -35,5 +38,6 @@ def resnet50_v1(num_classes: int = 1000, *, pretrained: bool = False) -> nn.Modu
             "state_dict and pass checkpoint=<path>, or use 'torchvision:resnet50' (stride on the 3x3)"
         )
     model = ResNet(BottleneckV1, [3, 4, 6, 3], num_classes=num_classes)
+    model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
     model.thinet_input_size = TORCHVISION_INPUT
     return model
