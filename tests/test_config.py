@@ -151,3 +151,13 @@ def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_r
     raw["criteria_modules"] = [str(tmp_path / "missing_plugin.py")]
     with pytest.raises(ConfigError, match="criteria_modules"):
         check(raw, tmp_path)
+
+
+def test_schema_declares_the_draft_snakemake_validates_with():
+    # snakemake.utils.validate always builds a Draft202012Validator and warns
+    # "No validator found for JSON Schema version identifier" for any other $schema.
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["$schema"] == Draft202012Validator.META_SCHEMA["$schema"]
+    Draft202012Validator.check_schema(schema)
