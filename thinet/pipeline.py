@@ -27,6 +27,7 @@ from torch import nn
 
 from thinet.models import find_layer, out_channels_of
 from thinet.runtime import (
+    DEFAULT_CHECKPOINT_MINUTES,
     DistInfo, LogFn, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
     finetune_path, latest_step, step_path, train,
 )
@@ -139,7 +140,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                 device: str | torch.device, example_inputs: torch.Tensor, evaluate_fn: EvaluateFn | None = None,
                 log: LogFn | None = None, samples_per_image: int = 10,
                 settings: Mapping[str, Any] | None = None, progress: bool = True,
-                amp: str | bool | None = None, channels_last: bool | None = None) -> nn.Module:
+                amp: str | bool | None = None, channels_last: bool | None = None,
+                checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> nn.Module:
     """Prune `steps` in order and return the pruned, fine-tuned model.
 
     `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
@@ -150,7 +152,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     `chain_step`), with one step counter across the whole chain. `settings`
     (e.g. model and dataset names) are recorded in `chain.json` with the chain's
     own; a restart with any different value raises PruningError naming the key.
-    The model is returned because a resumed run loads it from disk.
+    The model is returned because a resumed run loads it from disk. Inside a step's
+    fine-tuning, `train` saves every `checkpoint_minutes` and on SIGTERM/SIGINT.
     """
     from thinet.surgery import prune_pair
 
@@ -193,7 +196,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
             train(model, train_loader, schedule, device=device, amp=amp, channels_last=channels_last,
                   checkpoint_path=finetune_path(workdir, index, phase_index),
                   seed=derive_seed(seed, "finetune", index, phase_index), log=forward_log,
-                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}")
+                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}",
+                  checkpoint_minutes=checkpoint_minutes)
             offset += schedule.total_steps(batches_per_epoch)
         if evaluate_fn is not None:
             metrics["finetuned"] = dict(evaluate_fn(model, "finetuned", index) or {})

@@ -23,6 +23,7 @@ from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.models import example_inputs, input_size_of
 from thinet.pipeline import FinetunePlan, prune_chain
 from thinet.runtime import (
+    DEFAULT_CHECKPOINT_MINUTES,
     atomic_write_json, barrier, count_flops, count_params, dist_info, evaluate, seed_everything, setup_distributed,
 )
 from thinet.strategies import get_strategy
@@ -100,7 +101,8 @@ def parent_run(tracker: Tracker, spec: dict, workdir: Path, out: str) -> str:
     return run_id
 
 
-def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike) -> None:
+def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
+                  checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
     """One pruning chain of the workflow: the run's strategy at its rate, layer by layer with its criterion
     (`thinet.pipeline.prune_chain`), then the final fine-tune; writes the model, steps.csv and run.json
     beside `out`. The per-layer checkpoints in the run's work folder let a killed job resume."""
@@ -126,7 +128,7 @@ def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.Pat
         seed=run["seed"], device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
         log=steps_tracker.log_training, samples_per_image=spec["selection"]["samples_per_image"],
         settings={"run": run["id"], "hash": run["hash"], "model": run["model"], "dataset": run["dataset"]},
-        amp=spec["amp"])
+        amp=spec["amp"], checkpoint_minutes=checkpoint_minutes)
     if info.is_main:
         out_dir = Path(out).parent
         write_rows(step_rows(spec, workdir, len(steps), device_label(device)), out_dir / "steps.csv")

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from thinet.data import get_dataset
 from thinet.models import read_checkpoint
-from thinet.runtime import atomic_save, dist_info
+from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, atomic_save, dist_info
 
 # Per-step evaluations use the same fixed random subset of the evaluation split in every run.
 EVAL_SUBSET_SEED = 0
@@ -126,10 +126,12 @@ def load_model(path: str | os.PathLike) -> nn.Module:
 # ---------------------------------------------------------------- one workflow job
 
 def job_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every workflow job takes: `--threads` and `--log`."""
+    """The arguments every workflow job takes: `--threads`, `--log` and `--checkpoint-minutes`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this job")
     parser.add_argument("--log", help="also write the job's log to this file")
+    parser.add_argument("--checkpoint-minutes", type=float, default=DEFAULT_CHECKPOINT_MINUTES,
+                        help="minutes between resumable saves inside a training epoch (0: every step)")
     return parser
 
 

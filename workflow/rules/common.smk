@@ -14,6 +14,7 @@ NAME = PLAN.name
 RESULTS = f"results/{NAME}"
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 THREADS = config["threads"]
+CHECKPOINT_MINUTES = config["checkpoint_minutes"]  # a job flag like threads, not in the spec: changing it reruns nothing
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them
