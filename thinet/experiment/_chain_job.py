@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from thinet.criteria import load_criterion_modules
+from thinet.experiment._data_job import unreadable_count
 from thinet.experiment._jobs import (
     device_label, eval_loader, load_model, log, resolve_device, save_model, selection_loader, train_loader,
 )
@@ -93,7 +94,8 @@ def parent_run(tracker: Tracker, spec: dict, workdir: Path, out: str) -> str:
     run_id = tracker.start_run(run["id"], run_id=known or None, params={
         "config": spec["config"], "experiment": run["experiment"], "model": run["model"], "dataset": run["dataset"],
         "strategy": run["strategy"], "criterion": run["criterion"], "keep_ratio": run["keep_ratio"],
-        "seed": run["seed"], "finetune": run["finetune"], "selection": spec["selection"], "data": spec["data"]},
+        "seed": run["seed"], "finetune": run["finetune"], "selection": spec["selection"], "data": spec["data"],
+        "unreadable_images_skipped": unreadable_count(spec)},
         tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": "chain", "thinet.config": spec["config"],
               "thinet.hash": run["hash"], "thinet.workdir": str(workdir.resolve())})
     if run_id and not known:

@@ -82,9 +82,11 @@ def random_subset(data: Dataset, size: int | None, seed: int) -> Dataset:
 
 
 def spec_dataset(spec: Mapping[str, Any], split: str, *, augment: bool = False) -> Dataset:
-    """The split of a job spec's dataset (`spec["dataset"]`: name, root, optional image_size)."""
+    """The split of a job spec's dataset (`spec["dataset"]`: name, root, optional image_size), read from the
+    data step's manifest (`spec["manifest"]`) when the spec names one."""
     ds = spec["dataset"]
-    return get_dataset(ds["name"], split, root=ds["root"], train_transform=augment, image_size=ds.get("image_size"))
+    return get_dataset(ds["name"], split, root=ds["root"], train_transform=augment, image_size=ds.get("image_size"),
+                       manifest=spec.get("manifest"))
 
 
 def train_loader(spec: Mapping[str, Any], seed: int) -> DataLoader:

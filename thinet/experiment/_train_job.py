@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from thinet.experiment._builders import build_run_model
+from thinet.experiment._data_job import unreadable_count
 from thinet.experiment._jobs import load_model, log, resolve_device, save_model, spec_dataset, train_loader
 from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, barrier, dist_info, seed_everything, setup_distributed, train
@@ -31,7 +32,8 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
     tracker = Tracker.open(spec["mlflow"]["experiment"], enabled=spec["mlflow"]["enabled"] and info.is_main)
     out_dir = Path(out).parent
     run_id = tracker.start_run(run["id"], params={"config": spec["config"], **{k: v for k, v in run.items()
-                               if k not in ("id", "hash", "source_hash")}},
+                               if k not in ("id", "hash", "source_hash")},
+                               "unreadable_images_skipped": unreadable_count(spec)},
                                tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": run["kind"],
                                      "thinet.config": spec["config"], "thinet.hash": run["hash"]})
     if schedule:
