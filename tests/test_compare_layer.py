@@ -61,7 +61,7 @@ def test_cli_end_to_end_on_fixture(fixture_root: Path, checkpoint: Path, tmp_pat
                                                        batch_size=7))
     assert float(rows[0]["top1"]) == pytest.approx(base["top1"])
     markdown = (tmp_path / "compare_layer.md").read_text()
-    assert "| thinet | 0.4 |" in markdown and "70.75 |" in markdown and "CUB-200" in markdown
+    assert "| thinet | 0.4 |" in markdown and "70.75" not in markdown and "paper" not in markdown  # not §4.1
     assert markdown in capsys.readouterr().out
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left behind
 

@@ -169,3 +169,11 @@ def test_transfer_config_holds_the_papers_single_layer_setting():
     assert (cmp["after"], cmp["layer"], cmp["keep_ratio"]) == ("transfer_cub200-ft_gap", "conv1_1", 0.4)
     source = plan.runs[cmp["after"]]
     assert (source["kind"], source["dataset"], source["model"]) == ("gap", "cub200", "vgg16")
+def test_schema_declares_the_draft_snakemake_validates_with():
+    # snakemake.utils.validate always builds a Draft202012Validator and warns
+    # "No validator found for JSON Schema version identifier" for any other $schema.
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["$schema"] == Draft202012Validator.META_SCHEMA["$schema"]
+    Draft202012Validator.check_schema(schema)

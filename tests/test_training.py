@@ -1,14 +1,18 @@
 """Training loop, schedule, checkpoint/resume, evaluation and timing, on tiny models."""
 from __future__ import annotations
 
+import errno
 import math
+import os
+import shutil
+import signal
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from thinet.runtime import Schedule, evaluate, time_forward_backward, train
+from thinet.runtime import Schedule, atomic_save, evaluate, load_checkpoint, time_forward_backward, train
 
 
 def _blobs(seed: int = 0, n: int = 96) -> TensorDataset:
@@ -222,3 +226,97 @@ def test_batch_size_is_the_global_batch_across_processes():
     assert shard.batch_size == 32 and len(shard) == 2  # 4 processes x 32 = the paper's 128 per step
     with pytest.raises(ValueError, match="batch_size 128 is the global batch.*3 processes"):
         shard_loader(loader, DistInfo(world_size=3, rank=0, local_rank=0), seed=0)
+# ---------------------------------------------------------------- resumable state inside an epoch
+
+def _seeded_loader(seed: int = 0) -> DataLoader:
+    # As the workflow's loaders: the shuffling order comes from the loader's own generator.
+    return DataLoader(_blobs(seed), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(7))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("make_loader", [_loader, _seeded_loader], ids=["global-rng", "own-generator"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_saves_and_the_rerun_continues_to_the_same_weights(tmp_path, make_loader, signum):
+    schedule = Schedule(epochs=3, lr=0.05, lr_end=0.005)  # 6 batches per epoch, 18 steps
+    whole = _net()
+    train(whole, make_loader(), schedule, device="cpu", seed=1, progress=False)
+
+    def stop(*_args):  # the process's own handler: the loop re-delivers the signal after saving
+        raise _Stop
+
+    def preempt_at_step_9(step: int, _metrics: dict) -> None:
+        if step == 9:  # the middle of the second epoch, long before any timed save
+            os.kill(os.getpid(), signum)
+
+    path = tmp_path / "state.pt"
+    previous = signal.signal(signum, stop)
+    try:
+        with pytest.raises(_Stop):
+            train(_net(), make_loader(), schedule, device="cpu", seed=1, checkpoint_path=path, progress=False,
+                  log_every=1, log=preempt_at_step_9, checkpoint_minutes=None)
+        assert signal.getsignal(signum) is stop  # the loop gave the handler back
+    finally:
+        signal.signal(signum, previous)
+    saved = torch.load(path, weights_only=False)
+    assert (saved["step"], saved["epoch"], saved["position"]["batch"]) == (9, 1, 3)
+    resumed = _net(seed=99)  # different init: the weights must come from the checkpoint
+    history = train(resumed, make_loader(), schedule, device="cpu", seed=1, checkpoint_path=path, progress=False)
+    assert _same(whole, resumed)
+    assert history[-1]["step"] == 18
+
+
+def test_timed_saves_let_a_killed_run_resume_from_its_last_one(tmp_path):
+    # SIGKILL cannot be caught: the run resumes from the last timed save (here: every step).
+    schedule = Schedule(epochs=2, lr=0.05)
+    whole = _net()
+    train(whole, _seeded_loader(), schedule, device="cpu", seed=3, progress=False)
+    path, snapshot = tmp_path / "state.pt", tmp_path / "at_kill.pt"
+
+    def copy_the_file_at_step_8(step: int, _metrics: dict) -> None:
+        if step == 8:  # the file holds step 7's state: what a SIGKILL now would leave behind
+            shutil.copy(path, snapshot)
+
+    train(_net(), _seeded_loader(), schedule, device="cpu", seed=3, checkpoint_path=path, progress=False,
+          log_every=1, log=copy_the_file_at_step_8, checkpoint_minutes=0)
+    assert torch.load(snapshot, weights_only=False)["step"] == 7
+    resumed = _net(seed=5)
+    train(resumed, _seeded_loader(), schedule, device="cpu", seed=3, checkpoint_path=snapshot, progress=False)
+    assert _same(whole, resumed)
+
+
+def test_an_epoch_boundary_resume_continues_the_shuffling_order(tmp_path):
+    # The loader's generator is saved too: epoch 2 of a resumed run is not epoch 1's order again.
+    schedule = Schedule(epochs=2, lr=0.05)
+    whole = _net()
+    train(whole, _seeded_loader(), schedule, device="cpu", seed=2, progress=False)
+    path = tmp_path / "state.pt"
+    train(_net(), _seeded_loader(), Schedule(epochs=1, lr=0.05), device="cpu", seed=2, checkpoint_path=path,
+          progress=False)
+    state = torch.load(path, weights_only=False)
+    state.update(schedule=schedule.to_dict(), total_steps=12)  # as if a 2-epoch run had stopped after epoch 1
+    torch.save(state, path)
+    resumed = _net(seed=4)
+    train(resumed, _seeded_loader(), schedule, device="cpu", seed=2, checkpoint_path=path, progress=False)
+    assert _same(whole, resumed)
+
+
+def test_a_writer_failing_half_way_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "state.pt"
+    atomic_save({"step": 1, "weights": torch.ones(1000)}, path)
+    before = path.read_bytes()
+
+    def disk_full_half_way(obj, target, *args, **kwargs):
+        with open(target, "wb") as handle:
+            handle.write(b"\0" * 4096)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_save({"step": 2, "weights": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]  # no torn temporary file left

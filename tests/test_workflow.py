@@ -108,3 +108,15 @@ def test_slurm_profile_dry_run(tmp_path):
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
     counts = dry_run(tmp_path, ROOT / "config" / "smoke.yaml", extra=("--profile", str(tmp_path / "profiles" / "slurm")))
     assert counts["prune_chain"] == 13 and counts["base_model"] == 2
+
+
+def test_slurm_profile_requeues_preempted_jobs():
+    # The executor plugin's own setting (snakemake-executor-plugin-slurm: `sbatch --requeue`).
+    from dataclasses import fields
+
+    import yaml
+    from snakemake_executor_plugin_slurm import ExecutorSettings
+
+    profile = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles/slurm/config.yaml").read_text())
+    assert profile["slurm-requeue"] is True
+    assert "requeue" in {f.name for f in fields(ExecutorSettings)}

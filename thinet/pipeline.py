@@ -27,6 +27,7 @@ from torch import nn
 
 from thinet.models import find_layer, out_channels_of
 from thinet.runtime import (
+    DEFAULT_CHECKPOINT_MINUTES,
     DistInfo, LogFn, OptimizerSettings, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
     finetune_path, latest_step, reestimate_batchnorm, step_path, train,
 )
@@ -146,7 +147,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                 settings: Mapping[str, Any] | None = None, progress: bool = True,
                 amp: str | bool | None = None, channels_last: bool | None = None,
                 optimizer: OptimizerSettings | Mapping[str, Any] | None = None,
-                reestimate_bn: bool = False) -> nn.Module:
+                reestimate_bn: bool = False,
+                checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> nn.Module:
     """Prune `steps` in order and return the pruned, fine-tuned model.
 
     `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
@@ -160,7 +162,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     `optimizer` sets the bias rule of every fine-tuning phase (`thinet.runtime.OptimizerSettings`).
     `reestimate_bn` recomputes every BatchNorm's statistics on the selection images right after each
     surgery, before the "pruned" evaluation and the fine-tuning (the same for every criterion).
-    The model is returned because a resumed run loads it from disk.
+    The model is returned because a resumed run loads it from disk. Inside a step's
+    fine-tuning, `train` saves every `checkpoint_minutes` and on SIGTERM/SIGINT.
     """
     from thinet.surgery import prune_pair
 
@@ -208,7 +211,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
             train(model, train_loader, schedule, device=device, amp=amp, channels_last=channels_last,
                   checkpoint_path=finetune_path(workdir, index, phase_index),
                   seed=derive_seed(seed, "finetune", index, phase_index), log=forward_log,
-                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}", optimizer=optimizer)
+                  progress=progress, desc=f"step {index} {step.pair.producer} {phase}", optimizer=optimizer,
+                  checkpoint_minutes=checkpoint_minutes)
             offset += schedule.total_steps(batches_per_epoch)
         if evaluate_fn is not None and phases:
             metrics["finetuned"] = dict(evaluate_fn(model, "finetuned", index) or {})

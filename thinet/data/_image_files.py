@@ -21,7 +21,9 @@ class ImageFileDataset(ClassificationDataset):
     in_channels = 3
 
     def __init__(self, files: list[Path], targets: list[int], classes: list[str], *, split: str, root: Path,
-                 train_transform: bool, image_size: int | None, preprocessing: str = "torchvision") -> None:
+                 train_transform: bool, image_size: int | None, preprocessing: str = "torchvision",
+                 listed_at: list[str] | None = None, sizes: list[int] | None = None,
+                 manifest: str | None = None) -> None:
         if not files:
             raise ValueError(f"no images found for the {split} split under {root}")
         # One numpy byte-string array, not a list of Path objects: DataLoader workers forked from this
@@ -33,6 +35,11 @@ class ImageFileDataset(ClassificationDataset):
         self.image_size = image_size or IMAGENET_CROP
         self.preprocessing = preprocessing
         self.transform: Callable = imagenet_transform(train_transform, self.image_size, preprocessing)
+        # Where each file is listed ("index-file:line", or the file itself for folder-scanned splits).
+        self.listed_at = listed_at if listed_at is not None else [str(f) for f in files]
+        # From a verified manifest: each read checks the file still has its verified size (a cheap stat).
+        self._sizes = None if sizes is None else np.asarray(sizes, dtype=np.int64)
+        self.manifest = manifest
 
     def path(self, index: int) -> Path:
         """The image file of item `index`."""
@@ -44,7 +51,11 @@ class ImageFileDataset(ClassificationDataset):
         return [Path(os.fsdecode(p)) for p in self._paths]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(load_rgb(self.path(index))), int(self.targets[index])
+        path = self.path(index)
+        if self._sizes is not None and path.stat().st_size != self._sizes[index]:
+            raise ValueError(f"image {path} changed since the data step verified it ({self._sizes[index]} bytes, "
+                             f"now {path.stat().st_size}): rerun the data step (delete {self.manifest})")
+        return self.transform(load_rgb(path)), int(self.targets[index])
 
 
 def load_rgb(path: Path) -> Image.Image:

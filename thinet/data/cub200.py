@@ -82,7 +82,7 @@ def load_cub200(split: str, *, root: Path | None = None, train_transform: bool =
     _check_same_ids(images_txt, images, split_txt, is_train)
     _check_same_ids(images_txt, images, labels_txt, labels)
     want = "1" if split == "train" else "0"
-    files, targets = [], []
+    files, targets, lines = [], [], []
     for image_id in sorted(images):
         number, flag = is_train[image_id]
         if flag not in ("0", "1"):
@@ -96,7 +96,8 @@ def load_cub200(split: str, *, root: Path | None = None, train_transform: bool =
         if flag == want:
             files.append(image)
             targets.append(label - 1)
+            lines.append(f"{images_txt}:{line}")
     check_expected_count("cub200", split, len(files), EXPECTED_COUNTS[split], root, base)
     return ImageFileDataset(files, targets, classes, split=split, root=base,
                             train_transform=train_transform, image_size=image_size,
-                            preprocessing=preprocessing)
+                            preprocessing=preprocessing, listed_at=lines)

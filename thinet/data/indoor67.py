@@ -23,8 +23,9 @@ def _images_dir(root: Path) -> Path:
                             f"{root / 'indoorCVPR_09' / 'Images'} exists")
 
 
-def _read_list(index: Path, images_dir: Path, index_of: dict[str, int]) -> tuple[list[Path], list[int], set[str]]:
-    files, targets, listed = [], [], set()
+def _read_list(index: Path, images_dir: Path,
+               index_of: dict[str, int]) -> tuple[list[Path], list[int], set[str], list[str]]:
+    files, targets, listed, lines = [], [], set(), []
     for number, (relative,) in read_index(index, fields=1):
         relative = relative.replace("\\", "/")
         class_name = relative.split("/", 1)[0]
@@ -33,7 +34,8 @@ def _read_list(index: Path, images_dir: Path, index_of: dict[str, int]) -> tuple
         files.append(require_file(images_dir / relative, index, number))
         targets.append(index_of[class_name])
         listed.add(relative)
-    return files, targets, listed
+        lines.append(f"{index}:{number}")
+    return files, targets, listed, lines
 
 
 def _write_fixture(root: Path, classes: int, per_class: int, rng: np.random.Generator, image_size: int) -> None:
@@ -59,12 +61,12 @@ def load_indoor67(split: str, *, root: Path | None = None, train_transform: bool
     classes = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
     index_of = {name: i for i, name in enumerate(classes)}
     other = "val" if split == "train" else "train"
-    files, targets, listed = _read_list(root / INDEX_FILES[split], images_dir, index_of)
-    _, _, other_listed = _read_list(root / INDEX_FILES[other], images_dir, index_of)
+    files, targets, listed, lines = _read_list(root / INDEX_FILES[split], images_dir, index_of)
+    _, _, other_listed, _ = _read_list(root / INDEX_FILES[other], images_dir, index_of)
     overlap = sorted(listed & other_listed)
     if overlap:
         raise ValueError(f"{overlap[0]} is listed in both {root / INDEX_FILES['train']} and {root / INDEX_FILES['val']}")
     check_expected_count("indoor67", split, len(files), EXPECTED_COUNTS[split], root)
     return ImageFileDataset(files, targets, classes, split=split, root=root,
                             train_transform=train_transform, image_size=image_size,
-                            preprocessing=preprocessing)
+                            preprocessing=preprocessing, listed_at=lines)

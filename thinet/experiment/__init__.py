@@ -22,7 +22,7 @@ from thinet.experiment._compare_layer import (
 from thinet.experiment._config import (
     ConfigError, Plan, build_plan, check_config, deep_merge, load_config, read_yaml_files, validate_schema,
 )
-from thinet.experiment._data_job import run_prepare_data_job, run_selection_job
+from thinet.experiment._data_job import run_prepare_data_job, run_selection_job, unreadable_count
 from thinet.experiment._eval_job import run_eval_job
 from thinet.experiment._jobs import (
     device_label, job_args, load_model, load_spec, log, make_loader, resolve_device, save_model, start_job,
@@ -37,7 +37,7 @@ __all__ = [
     "compare_layer", "compare_markdown", "deep_merge", "device_label", "gap_model", "init_tracking", "job_args", "load_config",
     "load_model", "load_spec", "log", "make_loader", "print_results", "read_sidecar", "read_yaml_files",
     "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
-    "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench",
+    "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "unreadable_count",
     "run_train_job", "save_model", "scratch_model", "start_job", "tracking_uri", "validate_schema",
     "write_compare_csv", "write_compare_outputs", "write_rows", "write_sidecar",
 ]

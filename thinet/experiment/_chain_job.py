@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thinet.criteria import load_criterion_modules
+from thinet.experiment._data_job import unreadable_count
 from thinet.experiment._jobs import (
     device_label, eval_loader, load_model, log, resolve_device, save_model, selection_loader, train_loader,
 )
@@ -24,6 +25,7 @@ from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.models import example_inputs, input_size_of
 from thinet.pipeline import FinetunePlan, prune_chain
 from thinet.runtime import (
+    DEFAULT_CHECKPOINT_MINUTES,
     atomic_write_json, barrier, dist_info, evaluate, model_counts, seed_everything, setup_distributed,
 )
 from thinet.strategies import get_strategy
@@ -100,7 +102,8 @@ def parent_run(tracker: Tracker, spec: dict, workdir: Path, out: str) -> str:
     run_id = tracker.start_run(run["id"], run_id=known or None, params={
         "config": spec["config"], "experiment": run["experiment"], "model": run["model"], "dataset": run["dataset"],
         "strategy": run["strategy"], "criterion": run["criterion"], "keep_ratio": run["keep_ratio"],
-        "seed": run["seed"], "finetune": run["finetune"], "selection": spec["selection"], "data": spec["data"]},
+        "seed": run["seed"], "finetune": run["finetune"], "selection": spec["selection"], "data": spec["data"],
+        "unreadable_images_skipped": unreadable_count(spec)},
         tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": "chain", "thinet.config": spec["config"],
               "thinet.hash": run["hash"], "thinet.workdir": str(workdir.resolve())})
     if run_id and not known:
@@ -108,7 +111,8 @@ def parent_run(tracker: Tracker, spec: dict, workdir: Path, out: str) -> str:
     return run_id
 
 
-def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike) -> None:
+def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
+                  checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
     """One pruning chain of the workflow: the run's strategy at its rate, layer by layer with its criterion
     (`thinet.pipeline.prune_chain`), then the final fine-tune; writes the model, steps.csv and run.json
     beside `out`. The per-layer checkpoints in the run's work folder let a killed job resume."""
@@ -134,7 +138,8 @@ def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.Pat
         seed=run["seed"], device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
         log=steps_tracker.log_training, samples_per_image=spec["selection"]["samples_per_image"],
         settings={"run": run["id"], "hash": run["hash"], "model": run["model"], "dataset": run["dataset"]},
-        amp=spec["amp"], optimizer=run["training"]["optimizer"], reestimate_bn=run.get("reestimate_bn", False))
+        amp=spec["amp"], optimizer=run["training"]["optimizer"], reestimate_bn=run.get("reestimate_bn", False),
+        checkpoint_minutes=checkpoint_minutes)
     if info.is_main:
         out_dir = Path(out).parent
         write_rows(step_rows(spec, workdir, steps, device_label(device)), out_dir / "steps.csv")

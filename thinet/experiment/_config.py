@@ -114,7 +114,8 @@ def validate_schema(config: dict[str, Any], schema_path: str | os.PathLike) -> d
     import jsonschema
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _fill_defaults(jsonschema.Draft7Validator)(schema)
+    # The draft the schema declares (2020-12, the one Snakemake's validate() uses too).
+    validator = _fill_defaults(jsonschema.validators.validator_for(schema))(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         err = jsonschema.exceptions.best_match(errors)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from thinet.data import get_dataset
 from thinet.models import read_checkpoint
-from thinet.runtime import atomic_save, dist_info
+from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, atomic_save, dist_info
 
 # Per-step evaluations use the same fixed random subset of the evaluation split in every run.
 EVAL_SUBSET_SEED = 0
@@ -83,10 +83,12 @@ def random_subset(data: Dataset, size: int | None, seed: int) -> Dataset:
 
 def spec_dataset(spec: Mapping[str, Any], split: str, *, augment: bool = False) -> Dataset:
     """The split of a job spec's dataset (`spec["dataset"]`: name, root, optional image_size), read with
-    the config's `data.preprocessing`."""
+    the config's `data.preprocessing` (the data step, which only decodes files, has none), from the data step's manifest (`spec["manifest"]`) when the spec
+    names one."""
     ds = spec["dataset"]
     return get_dataset(ds["name"], split, root=ds["root"], train_transform=augment, image_size=ds.get("image_size"),
-                       preprocessing=spec["data"]["preprocessing"])
+                       preprocessing=spec.get("data", {}).get("preprocessing", "torchvision"),
+                       manifest=spec.get("manifest"))
 
 
 def train_loader(spec: Mapping[str, Any], seed: int) -> DataLoader:
@@ -128,10 +130,12 @@ def load_model(path: str | os.PathLike) -> nn.Module:
 # ---------------------------------------------------------------- one workflow job
 
 def job_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every workflow job takes: `--threads` and `--log`."""
+    """The arguments every workflow job takes: `--threads`, `--log` and `--checkpoint-minutes`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this job")
     parser.add_argument("--log", help="also write the job's log to this file")
+    parser.add_argument("--checkpoint-minutes", type=float, default=DEFAULT_CHECKPOINT_MINUTES,
+                        help="minutes between resumable saves inside a training epoch (0: every step)")
     return parser
 
 

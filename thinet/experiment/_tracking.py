@@ -72,9 +72,34 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+_LOCK_RETRIES = 12
+
+
+def _retry_locked(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """`call(*args)`, retried with a random back-off while the sqlite store is locked by another job's write.
+
+    sqlite allows one writer at a time; MLflow gives up after sqlite's 5 s busy wait, so 16 jobs
+    logging at once would otherwise lose runs and metrics ("database is locked").
+    """
+    import random
+    import time
+
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            if "database is locked" not in str(err) or attempt == _LOCK_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * 2 ** min(attempt, 4))
+    return None
+
+
 @dataclass
 class Tracker:
-    """Runs of one experiment, by id. With `enabled=False` every call is a no-op returning ''."""
+    """Runs of one experiment, by id. With `enabled=False` every call is a no-op returning ''.
+
+    Writes are retried while a shared sqlite store is locked by another job (`_retry_locked`).
+    """
 
     client: Any
     experiment_id: str
@@ -91,7 +116,7 @@ class Tracker:
         if found is not None:
             return cls(client, found.experiment_id)
         try:
-            return cls(client, client.create_experiment(experiment, artifact_location=artifact_root(root)))
+            return cls(client, _retry_locked(client.create_experiment, experiment, artifact_location=artifact_root(root)))
         except Exception:  # another job created it meanwhile
             found = client.get_experiment_by_name(experiment)
             if found is None:
@@ -108,12 +133,12 @@ class Tracker:
         if not self.enabled:
             return ""
         if run_id:
-            self.client.update_run(run_id, status="RUNNING")
+            _retry_locked(self.client.update_run, run_id, status="RUNNING")
             return run_id
         all_tags = {"mlflow.runName": name, **(tags or {})}
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
+        run = _retry_locked(self.client.create_run, self.experiment_id, tags=all_tags, run_name=name)
         self.log_params(run.info.run_id, {**environment_params(), **(params or {})})
         return run.info.run_id
 
@@ -133,7 +158,7 @@ class Tracker:
         existing = self.client.get_run(run_id).data.params
         new = [Param(k, v[:6000]) for k, v in flatten(params).items() if k not in existing]
         for i in range(0, len(new), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(run_id, params=new[i:i + 100])
+            _retry_locked(self.client.log_batch, run_id, params=new[i:i + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         if not self.enabled:
@@ -146,14 +171,14 @@ class Tracker:
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if batch:
-            self.client.log_batch(run_id, metrics=batch)
+            _retry_locked(self.client.log_batch, run_id, metrics=batch)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         from mlflow.entities import RunTag
 
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        _retry_locked(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: str | os.PathLike, folder: str | None = None) -> None:
         if self.enabled:
@@ -174,7 +199,7 @@ class Tracker:
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         if self.enabled and run_id:
-            self.client.set_terminated(run_id, status=status)
+            _retry_locked(self.client.set_terminated, run_id, status=status)
 
 
 def init_tracking(experiment: str, enabled: bool, marker: str | os.PathLike) -> None:

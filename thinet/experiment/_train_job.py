@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 from thinet.experiment._builders import build_run_model
+from thinet.experiment._data_job import unreadable_count
 from thinet.experiment._jobs import load_model, log, resolve_device, save_model, spec_dataset, train_loader
 from thinet.experiment._tracking import Tracker, write_sidecar
-from thinet.runtime import barrier, dist_info, seed_everything, setup_distributed, train
+from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, barrier, dist_info, seed_everything, setup_distributed, train
 
 
 def _log_progress(tracker: Tracker, run_id: str, step: int, metrics: dict) -> None:
@@ -18,7 +19,8 @@ def _log_progress(tracker: Tracker, run_id: str, step: int, metrics: dict) -> No
     log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
 
-def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
+def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike | None = None, *,
+                  checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
     """Build and train the model of the run of `spec` (starting from the model file `source` when the run
     starts from another run's model); save it to `out` with run.json beside it."""
     run = spec["run"]
@@ -30,7 +32,8 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
     tracker = Tracker.open(spec["mlflow"]["experiment"], enabled=spec["mlflow"]["enabled"] and info.is_main)
     out_dir = Path(out).parent
     run_id = tracker.start_run(run["id"], params={"config": spec["config"], **{k: v for k, v in run.items()
-                               if k not in ("id", "hash", "source_hash")}},
+                               if k not in ("id", "hash", "source_hash")},
+                               "unreadable_images_skipped": unreadable_count(spec)},
                                tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": run["kind"],
                                      "thinet.config": spec["config"], "thinet.hash": run["hash"]})
     if schedule:
@@ -39,7 +42,7 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
         log.info("training %s (%s) for %s on %s", run["id"], run["kind"], schedule, device)
         history = train(model, loader, schedule, device=device, amp=spec["amp"], seed=run["seed"],
                         optimizer=run["training"]["optimizer"],
-                        checkpoint_path=out_dir / f"train_state-{run['hash']}.pt",
+                        checkpoint_path=out_dir / f"train_state-{run['hash']}.pt", checkpoint_minutes=checkpoint_minutes,
                         log=lambda step, m: _log_progress(tracker, run_id, step, m),
                         desc=run["id"])
         if history:

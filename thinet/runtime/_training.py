@@ -2,9 +2,11 @@
 (`thinet.runtime.make_optimizer`, with Caffe's bias rule as an option).
 
 One loop serves training from scratch and fine-tuning after each pruning step.
-It checkpoints at every epoch end (atomically) and resumes from that file when
-it exists; it uses AMP and channels_last on CUDA; it runs data-parallel under
-`torchrun`; it is seeded, so the same seed gives the same weights on CPU.
+It checkpoints atomically at every epoch end, every `checkpoint_minutes` and on
+SIGTERM/SIGINT (mid-epoch: model, optimizer, scheduler, data-order position, RNG states),
+and resumes from that file when it exists, ending with the same weights as an uninterrupted
+run; it uses AMP and channels_last on CUDA; it runs data-parallel under `torchrun`; it is
+seeded, so the same seed gives the same weights on CPU.
 
 >>> import torch
 >>> from torch import nn
@@ -29,6 +31,8 @@ from tqdm import tqdm
 from thinet.runtime._distributed import barrier, dist_info, setup_distributed, shard_loader, wrap_distributed
 from thinet.runtime._checkpoint import atomic_save, load_checkpoint
 from thinet.runtime._optimizer import OptimizerSettings, make_optimizer
+from thinet.runtime._data_position import DataPosition
+from thinet.runtime._interruption import DEFAULT_CHECKPOINT_MINUTES, CheckpointTrigger
 from thinet.runtime._schedule import Schedule
 from thinet.runtime._seeding import rng_state, seed_everything, set_rng_state
 
@@ -80,7 +84,8 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
           device: str | torch.device, amp: str | bool | None = None, channels_last: bool | None = None,
           checkpoint_path: str | os.PathLike | None = None, seed: int = 0, log: LogFn | None = None,
           progress: bool = True, log_every: int = 50, desc: str = "train",
-          optimizer: OptimizerSettings | Mapping[str, Any] | None = None) -> list[dict[str, float]]:
+          optimizer: OptimizerSettings | Mapping[str, Any] | None = None,
+          checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> list[dict[str, float]]:
     """Train `model` in place with cross-entropy; return the logged history.
 
     `loader` yields `(images, labels)` and has a length (a DataLoader or a list).
@@ -88,6 +93,8 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
     since the last log), `lr` and `epoch` every `log_every` steps and at each
     epoch end; those are also the history records. Only rank 0 logs and writes.
     `optimizer` sets the bias rule (`OptimizerSettings`; default: biases like other weights).
+    With `checkpoint_path`, the resumable state is also saved every `checkpoint_minutes`
+    (None: only at epoch ends and on a signal) and on SIGTERM/SIGINT, which then end the process.
     """
     schedule = Schedule.from_config(schedule)
     settings = OptimizerSettings.from_config(optimizer)
@@ -110,59 +117,68 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     fingerprint = {"schedule": schedule.to_dict(), "optimizer_settings": settings.to_dict(), "total_steps": total,
                    "seed": seed}
-    step, epoch, history = 0, 0, []
+    step, epoch, history, position = 0, 0, [], DataPosition(loader)
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
         ckpt = _resume(str(checkpoint_path), model, sgd, scheduler, scaler, fingerprint)
         step, epoch, history = ckpt["step"], ckpt["epoch"], ckpt["history"]
+        position = DataPosition(loader, ckpt.get("position"))
+
+    def save() -> None:
+        if checkpoint_path is not None and info.is_main:
+            atomic_save({**fingerprint, "model": model, "optimizer": sgd.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "step": step, "epoch": epoch, "rng": rng_state(), "history": history,
+                         "position": position.state_dict()}, checkpoint_path)
+        barrier(info)
 
     net = wrap_distributed(model, info, device)
     net.train()
     show = progress and info.is_main and sys.stderr.isatty()
     bar = tqdm(total=total, initial=step, desc=desc, disable=not show, dynamic_ncols=True)
     running = torch.zeros(3, device=device)  # loss sum, correct, images: synced only at log time
-    while step < total:
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        for images, labels in loader:
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            if use_channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                logits = net(images)
-                loss = F.cross_entropy(logits, labels)
-            sgd.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(sgd)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            with torch.no_grad():
-                running += torch.stack([loss.detach().float() * labels.numel(),
-                                        (logits.argmax(1) == labels).sum().float(),
-                                        torch.tensor(float(labels.numel()), device=device)])
-            bar.update(1)
-            epoch_end = step % steps_per_epoch == 0 or step == total
-            if step % log_every == 0 or epoch_end:
-                loss_sum, correct, seen = running.tolist()
-                running.zero_()
-                record = {"step": step, "epoch": step / steps_per_epoch, "loss": loss_sum / seen,
-                          "accuracy": 100.0 * correct / seen, "lr": schedule.lr_at(step - 1, total)}
-                if info.is_main:
-                    history.append(record)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.1f}")
-                    if log is not None:
-                        log(step, {k: v for k, v in record.items() if k != "step"})
-            if step == total:
-                break
-        epoch += 1
-        if checkpoint_path is not None and info.is_main:
-            atomic_save({**fingerprint, "model": model, "optimizer": sgd.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                         "step": step, "epoch": epoch, "rng": rng_state(), "history": history},
-                        checkpoint_path)
-        barrier(info)
+    trigger = CheckpointTrigger(checkpoint_minutes if checkpoint_path is not None else None)
+    with trigger:
+        while step < total:
+            sampler = getattr(loader, "sampler", None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            for images, labels in position.epoch_batches():
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                if use_channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                    logits = net(images)
+                    loss = F.cross_entropy(logits, labels)
+                sgd.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(sgd)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                with torch.no_grad():
+                    running += torch.stack([loss.detach().float() * labels.numel(),
+                                            (logits.argmax(1) == labels).sum().float(),
+                                            torch.tensor(float(labels.numel()), device=device)])
+                bar.update(1)
+                epoch_end = step % steps_per_epoch == 0 or step == total
+                if step % log_every == 0 or epoch_end:
+                    loss_sum, correct, seen = running.tolist()
+                    running.zero_()
+                    record = {"step": step, "epoch": step / steps_per_epoch, "loss": loss_sum / seen,
+                              "accuracy": 100.0 * correct / seen, "lr": schedule.lr_at(step - 1, total)}
+                    if info.is_main:
+                        history.append(record)
+                        bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.1f}")
+                        if log is not None:
+                            log(step, {k: v for k, v in record.items() if k != "step"})
+                if step == total:
+                    break
+                if trigger.due():  # mid-epoch: every checkpoint_minutes, or a SIGTERM/SIGINT to honour
+                    save()
+                    trigger.saved()
+            epoch += 1
+            save()
     bar.close()
     model.train(was_training)
     return history

@@ -14,6 +14,7 @@ NAME = PLAN.name
 RESULTS = f"results/{NAME}"
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 THREADS = config["threads"]
+CHECKPOINT_MINUTES = config["checkpoint_minutes"]  # a job flag like threads, not in the spec: changing it reruns nothing
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them
@@ -69,7 +70,7 @@ def job_spec(run_id):
     spec = {"config": NAME, "run": run, "source": PLAN.runs.get(run.get("after") or ""),
             "dataset": {"name": dataset, **config["datasets"][dataset]}, "data": config["data"],
             "selection": config["selection"], "device": config["device"], "amp": config["amp"],
-            "mlflow": mlflow_cfg, "output_dir": run_dir(run_id),
+            "mlflow": mlflow_cfg, "output_dir": run_dir(run_id), "manifest": data_marker(dataset),
             "criteria_modules": config["criteria_modules"]}
     if run["kind"] == "chain":
         spec["work_dir"] = work_dir(run_id)

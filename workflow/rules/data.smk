@@ -1,4 +1,5 @@
-# Data: check (or, for CI configs with a `fixture` entry, generate) each dataset, then draw the
+# Data: verify every image of each dataset (generating it first for CI configs with a `fixture`
+# entry) into the manifest every later job reads (results/<name>/data/<dataset>.json), then draw the
 # selection subsets ThiNet samples from (N images per class, saved as indices).
 
 
@@ -22,6 +23,7 @@ rule selection_subset:
     params:
         spec=lambda w: json.dumps({**PLAN.selections[w.sel],
                                    "root": config["datasets"][PLAN.selections[w.sel]["dataset"]]["root"],
+                                   "manifest": data_marker(PLAN.selections[w.sel]["dataset"]),
                                    "image_size": config["datasets"][PLAN.selections[w.sel]["dataset"]].get("image_size")}),
     log:
         f"{RESULTS}/logs/selection/{{sel}}.log",

@@ -18,4 +18,4 @@ rule prune_chain:
         f"{RESULTS}/logs/chain/{{run}}.log",
     shell:
         "{LAUNCH} {SCRIPTS}/prune_chain.py --spec {input.spec:q} --source {input.source:q} --selection {input.selection:q}"
-        " --out {output.model:q} --threads {threads} --log {log:q}"
+        " --out {output.model:q} --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"

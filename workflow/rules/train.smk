@@ -27,7 +27,7 @@ rule base_model:
         f"{RESULTS}/logs/base/{{run}}.log",
     shell:
         "{LAUNCH} {SCRIPTS}/train_model.py --spec {input.spec:q} --out {output.model:q}"
-        " --threads {threads} --log {log:q}"
+        " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
 
 
 rule finetune_variant:
@@ -47,4 +47,4 @@ rule finetune_variant:
         source=lambda w, input: f"--source {input.source}" if "source" in input.keys() else "",
     shell:
         "{LAUNCH} {SCRIPTS}/train_model.py --spec {input.spec:q} --out {output.model:q} {params.source}"
-        " --threads {threads} --log {log:q}"
+        " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"

@@ -2,6 +2,8 @@
 # Workflow checks for CI (called by .ci/run with the venv on PATH), from the repository root:
 #  1. the smoke config end to end (every rule, every criterion, tiny budgets), timed;
 #  2. a second run with nothing changed does nothing ("Nothing to be done");
+#  2b. tests/fault_injection.py: the smoke config killed (SIGKILL/SIGTERM) at 3 random moments and
+#      rerun each time ends with step 1's metrics.csv (about one more smoke run of CI time);
 #  3. each paper config end to end on generated fixture datasets via its config/ci override
 #     (ImageNet VGG-16 first: the transfer config starts from its pruned models).
 # KEEP_RESULTS=1 keeps earlier results/smoke and results/ci_* (default: start fresh).
@@ -11,7 +13,7 @@ SNAKEMAKE=${SNAKEMAKE:-snakemake}
 export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-}
 
 if [ "${KEEP_RESULTS:-0}" != 1 ]; then
-    rm -rf results/smoke results/ci_imagenet_vgg16 results/ci_imagenet_resnet50 results/ci_transfer
+    rm -rf results/smoke results/smoke_fault results/ci_imagenet_vgg16 results/ci_imagenet_resnet50 results/ci_transfer
 fi
 
 step() { echo; echo "=== ci_workflow: $* ==="; }
@@ -31,6 +33,11 @@ if ! grep -q "Nothing to be done" <<<"$rerun"; then
     exit 1
 fi
 echo "ci_workflow: rerun did nothing"
+
+step "fault injection: smoke run killed at 3 random moments, rerun, same metrics.csv"
+start=$(date +%s)
+python tests/fault_injection.py --reference results/smoke/metrics.csv --kills 3
+echo "ci_workflow: fault injection took $(( $(date +%s) - start )) s"
 
 for paper in imagenet_vgg16 imagenet_resnet50 transfer; do
     step "paper config $paper on fixtures (config/ci/$paper.yaml)"

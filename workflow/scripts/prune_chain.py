@@ -9,4 +9,5 @@ from thinet.experiment import job_args, load_spec, run_chain_job
 
 if __name__ == "__main__":
     args = job_args(__doc__, "--spec", "--selection", "--source", "--out")
-    run_chain_job(load_spec(args.spec), args.selection, args.source, args.out)
+    run_chain_job(load_spec(args.spec), args.selection, args.source, args.out,
+                  checkpoint_minutes=args.checkpoint_minutes)

@@ -8,4 +8,4 @@ from thinet.experiment import job_args, load_spec, run_train_job
 
 if __name__ == "__main__":
     args = job_args(__doc__, "--spec", "--out", optional=("--source",))
-    run_train_job(load_spec(args.spec), args.out, args.source)
+    run_train_job(load_spec(args.spec), args.out, args.source, checkpoint_minutes=args.checkpoint_minutes)
