@@ -81,11 +81,36 @@ def test_taylor_equals_hand_computation() -> None:
         a = torch.relu(model.conv(x)).mean(dim=(2, 3))  # the fc's input, N x 5
         # d(cross-entropy)/d logits = softmax - onehot; back through fc: times W
         grad = (torch.softmax(model.fc(a), dim=1) - F.one_hot(y, 3).float()) @ model.fc.weight
-        hand = (a * grad).mean(dim=0).abs()
+        hand = (a * grad).abs().mean(dim=0)  # one position per example: |a·dL/da| per example, then mean
         hand = hand / hand.norm()
     got = taylor_scores(ctx)
     torch.testing.assert_close(got.float(), hand, rtol=1e-5, atol=1e-6)
     assert run_criterion("taylor", ctx).keep.tolist() == sorted(torch.topk(hand, 2).indices.tolist())
+
+
+def test_taylor_takes_the_absolute_value_per_example_before_averaging() -> None:
+    # conv (identity) -> flatten -> fc: dL/da = fc.weight^T (softmax - onehot), one position per example.
+    # Channel 0's products are large with opposite signs over the two examples, channel 1's moderate and
+    # of one sign: |mean over examples| (the old order) keeps channel 1, mean of |.| (Eq. 8) keeps channel 0.
+    conv = nn.Conv2d(2, 2, 1)
+    fc = nn.Linear(2, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        conv.bias.zero_()
+        fc.weight.copy_(torch.tensor([[1.0, 3.0], [-1.0, -3.0]]))
+        fc.bias.zero_()
+    model = nn.Sequential(conv, nn.Flatten(), fc)
+    x = torch.tensor([[4.0, 0.5], [4.0, -1.5]]).view(2, 2, 1, 1)
+    y = torch.tensor([1, 0])
+    with torch.no_grad():
+        a = x.flatten(1)
+        products = a * ((torch.softmax(fc(a), dim=1) - F.one_hot(y, 2).float()) @ fc.weight)
+    per_example_abs = products.abs().mean(dim=0)
+    abs_of_mean = products.mean(dim=0).abs()
+    assert int(per_example_abs.argmax()) == 0 and int(abs_of_mean.argmax()) == 1  # the case tells them apart
+    ctx = CriterionContext(model, LayerPair("0", "2"), [(x, y)], keep_ratio=0.5)
+    torch.testing.assert_close(taylor_scores(ctx), (per_example_abs / per_example_abs.norm()).double())
+    assert run_criterion("taylor", ctx).keep.tolist() == [0]
 
 
 def test_taylor_does_not_depend_on_batching_and_leaves_no_gradients() -> None:
