@@ -57,6 +57,42 @@ def test_apoz_prunes_channels_dead_by_construction() -> None:
     assert run_criterion("apoz", ctx).removed.tolist() == [1, 4]
 
 
+def test_apoz_counts_zeros_before_the_pooling() -> None:
+    # Channel 0 = x, channel 1 = -x on one 2x2 image [[1, -1], [-1, -1]]: after the ReLU channel 0 has
+    # 3 zeros of 4, channel 1 one; after the 2x2 max-pool neither has any (the consumer's input).
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        conv.bias.zero_()
+    model = nn.Sequential(conv, nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Conv2d(2, 3, 1))
+    x = torch.tensor([[1.0, -1.0], [-1.0, -1.0]]).view(1, 1, 2, 2)
+    ctx = CriterionContext(model, LayerPair("0", "3"), [x], keep_ratio=0.5)
+    assert [float((a == 0).float().mean()) for a in next(iter(ctx.channel_activations()))[0]] == [0.0, 0.0]
+    assert apoz_scores(ctx).tolist() == [0.75, 0.25]
+    assert run_criterion("apoz", ctx).keep.tolist() == [1]
+
+
+def test_apoz_follows_the_producer_through_its_batchnorm_in_a_bottleneck() -> None:
+    from torchvision.models.resnet import Bottleneck
+
+    block = Bottleneck(8, 2).eval()  # conv1 -> bn1 -> relu (one ReLU module shared by three calls)
+    x = _images(n=2, size=5, channels=8)
+    ctx = CriterionContext(block, LayerPair("conv1", "conv2"), [x], keep_ratio=0.5)
+    with torch.no_grad():
+        expected = (torch.relu(block.bn1(block.conv1(x))) == 0).double().mean(dim=(0, 2, 3))
+    torch.testing.assert_close(apoz_scores(ctx), expected)
+
+
+def test_apoz_names_a_layer_without_a_relu_module() -> None:
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(4, 3, 1))
+    ctx = CriterionContext(model, LayerPair("0", "3"), [_images()], keep_ratio=0.5)
+    with pytest.raises(PruningError, match=r"layer '0' has no ReLU module on its output: after '0' runs '1' \(MaxPool2d\)"):
+        run_criterion("apoz", ctx)
+    functional = CriterionContext(GapNet(), LayerPair("conv", "fc"), [_images()], keep_ratio=0.4)
+    with pytest.raises(PruningError, match="layer 'conv' has no ReLU module on its output"):
+        run_criterion("apoz", functional)
+
+
 class GapNet(nn.Module):
     """conv -> ReLU -> global average pool -> Linear: dL/da has a closed form."""
 
