@@ -11,7 +11,8 @@ of a pre-activation output would silently rank every channel alike.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
