@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from thinet.criteria import CriterionContext, run_criterion
-from thinet.selection import forward_select_from_gram, greedy_add, select_channels_forward, select_from_gram
+from thinet.selection import (
+    forward_select_from_gram,
+    greedy_add,
+    select_channels_forward,
+    select_from_gram,
+)
 from thinet.types import LayerPair, num_kept
 
 

@@ -219,24 +219,38 @@ def greedy_add(gram: torch.Tensor, n_keep: int) -> torch.Tensor:
     diag = g.diagonal().clone()
     corr = g.sum(1)  # X̂ᵀr for r = ŷ
     scale = abs(float(corr.sum()))  # ‖ŷ‖², the most any pick can explain
-    basis = torch.zeros(c, n_keep, dtype=torch.float64)  # P_ji = x̂_jᵀq_i
+    basis = torch.zeros(n_keep, c, dtype=torch.float64)  # row i: P_:,i = X̂ᵀq_i (rows stay contiguous)
     rank = 0
     taken = torch.zeros(c, dtype=torch.bool)
     order: list[int] = []
-    for _ in range(n_keep):
-        gain = torch.where(diag > 0, corr * corr / diag.clamp_min(1e-300), torch.zeros_like(diag))
-        values = -gain
-        values[taken] = math.inf
-        best = _first_minimum(values, scale)
-        taken[best] = True
-        order.append(best)
-        column = g[:, best] - basis[:, :rank] @ basis[best, :rank]
-        remaining = float(column[best])
-        if remaining > _SPAN_RTOL * float(diag[best]) and remaining > 0:
-            basis[:, rank] = column / math.sqrt(remaining)
-            corr -= basis[:, rank] * basis[:, rank].sum()
-            rank += 1
+    # Each step is a C×k vector product: far too small for a thread pool, whose wake-ups
+    # cost more than the work (30× slower on a busy 2-core machine), so one thread runs it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(n_keep):
+            rank = _add_one(g, diag, corr, basis, rank, taken, order, scale)
+    finally:
+        torch.set_num_threads(threads)
     return torch.tensor(order, dtype=torch.long)
+
+
+def _add_one(g: torch.Tensor, diag: torch.Tensor, corr: torch.Tensor, basis: torch.Tensor, rank: int,
+             taken: torch.Tensor, order: list[int], scale: float) -> int:
+    """One forward-greedy step, updating `corr`, `basis`, `taken`, `order` in place; returns the new rank."""
+    gain = torch.where(diag > 0, corr * corr / diag.clamp_min(1e-300), torch.zeros_like(diag))
+    values = -gain
+    values[taken] = math.inf
+    best = _first_minimum(values, scale)
+    taken[best] = True
+    order.append(best)
+    column = g[best] - basis[:rank, best] @ basis[:rank]
+    remaining = float(column[best])
+    if remaining > _SPAN_RTOL * float(diag[best]) and remaining > 0:
+        basis[rank] = column / math.sqrt(remaining)
+        corr -= basis[rank] * basis[rank].sum()
+        rank += 1
+    return rank
 
 
 def forward_select_from_gram(gram: torch.Tensor, keep_ratio: float, layer: str = "?") -> Selection:

@@ -18,7 +18,11 @@ from typing import Callable
 
 import torch
 
-from thinet.selection import algorithm1_literal, select_channels, select_channels_forward
+from thinet.selection import (
+    algorithm1_literal,
+    select_channels,
+    select_channels_forward,
+)
 
 
 def correlated_samples(m: int, channels: int, seed: int = 0, device: str | torch.device = "cpu") -> torch.Tensor:
