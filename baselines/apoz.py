@@ -1,7 +1,10 @@
-"""APoZ, Average Percentage of Zeros (Hu et al., 2016): keep the least sparse channels.
+"""APoZ, Average Percentage of Zeros (Hu et al., 2016; ThiNet §4.1): keep the least sparse channels.
 
-Scored on the consumer's input, i.e. the producer's channels after BN and ReLU
-(and any pooling) as layer i+1 sees them, over every sampled image and position.
+Scored on the producer's own post-ReLU output (after its BatchNorm, **before** any
+pooling), over every selection image and position. After a max-pooling a zero
+would need the whole window to be zero, so the consumer's input is not it. A
+producer with no ReLU module on its output (after its BatchNorm) is a PruningError
+naming the layer: APoZ is not defined there (`CriterionContext.post_relu_activations`).
 """
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from thinet.types import PruningError
 
 
 def apoz_scores(ctx: CriterionContext) -> torch.Tensor:
-    """Fraction of zero activations per channel over all images and positions."""
+    """Fraction of zeros of the producer's post-ReLU output per channel, over all images and positions."""
     zeros = torch.zeros(ctx.num_channels, dtype=torch.float64)
     count = 0
-    for act in ctx.channel_activations():
+    for act in ctx.post_relu_activations():
         per_channel = act.transpose(0, 1).reshape(ctx.num_channels, -1)
         zeros += (per_channel == 0).sum(dim=1).double().cpu()
         count += per_channel.shape[1]

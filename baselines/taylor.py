@@ -1,10 +1,16 @@
-"""Taylor expansion criterion (Molchanov et al., ICLR 2017): keep the largest |a * dL/da|.
+"""Taylor expansion criterion (Molchanov et al., ICLR 2017, Eq. 8): keep the largest scores.
 
-Score of channel c: |mean over images and positions of a_c * dL/da_c|, where a is
-layer i's output as layer i+1 sees it (the consumer's input) and L the
-cross-entropy of each selection image with its label; scores are l2-normalised
-per layer as in the paper. Each image's own loss gives its gradient (sum, not
-mean, over a batch) so the score does not depend on how images are batched.
+For example n and channel k, the score is |1/M Σ_positions a·∂L/∂a| (mean over the
+M positions of the feature map, *then* the absolute value); it is averaged over
+the examples and l2-normalised per layer. Taking the absolute value per example
+matters: examples whose products have opposite signs must not cancel.
+
+`a` is layer i's output as layer i+1 sees it (the consumer's input). For max
+pooling between the two this gives the same ranking as the pre-pooling map: the
+gradient reaches only each window's maximum, where a equals the pooled value, so
+Σ a·∂L/∂a is the same and only M changes, a per-layer constant the l2
+normalisation removes. L is each selection image's own cross-entropy with its
+label (sum, not mean, over a batch) so the score does not depend on batching.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from thinet.types import PruningError
 
 
 def taylor_scores(ctx: CriterionContext) -> torch.Tensor:
-    """l2-normalised |mean(a * dL/da)| per producer channel."""
+    """l2-normalised mean over examples of |mean over positions of a·∂L/∂a| per producer channel."""
     total = torch.zeros(ctx.num_channels, dtype=torch.float64)
     count = 0
     # The captured activation is a fresh leaf, so autograd.grad reaches it without
@@ -31,12 +37,12 @@ def taylor_scores(ctx: CriterionContext) -> torch.Tensor:
             (grad,) = torch.autograd.grad(loss, seen[0])
             act = as_channels(seen[0].detach(), ctx.num_channels, ctx.pair.consumer)
             grad = as_channels(grad, ctx.num_channels, ctx.pair.consumer)
-            product = (act * grad).transpose(0, 1).reshape(ctx.num_channels, -1)
-            total += product.sum(dim=1).double().cpu()
-            count += product.shape[1]
+            per_example = (act * grad).reshape(act.shape[0], ctx.num_channels, -1).double().mean(dim=2).abs()
+            total += per_example.sum(dim=0).cpu()
+            count += per_example.shape[0]
     if count == 0:
         raise PruningError(f"taylor on layer {ctx.pair.producer!r}: no images in the selection batches")
-    scores = (total / count).abs()
+    scores = total / count
     norm = scores.norm()
     return scores / norm if norm > 0 else scores
 

@@ -12,7 +12,7 @@ from thinet.experiment import ConfigError, build_plan, deep_merge, load_config, 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-CRITERIA = ["apoz", "random", "taylor", "thinet", "thinet_nols", "weight_sum"]
+CRITERIA = ["apoz", "random", "taylor", "thinet", "thinet_forward", "thinet_nols", "weight_sum"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_reference_to_a_multi_run_chain_is_refused(default_raw, tmp_path):
     raw = copy.deepcopy(default_raw)
     raw["experiments"]["vgg_criteria"]["variants"][1]["id"] = "grid"
     raw["experiments"]["vgg_criteria"]["variants"].append({"kind": "gap", "from": "grid", "train": {"iterations": 1}})
-    with pytest.raises(ConfigError, match=r"variants\[3\]\.from.*'grid' expands to 18 runs"):
+    with pytest.raises(ConfigError, match=rf"variants\[3\]\.from.*'grid' expands to {len(CRITERIA) * 3} runs"):
         check(raw, tmp_path)
 
 

@@ -57,6 +57,42 @@ def test_apoz_prunes_channels_dead_by_construction() -> None:
     assert run_criterion("apoz", ctx).removed.tolist() == [1, 4]
 
 
+def test_apoz_counts_zeros_before_the_pooling() -> None:
+    # Channel 0 = x, channel 1 = -x on one 2x2 image [[1, -1], [-1, -1]]: after the ReLU channel 0 has
+    # 3 zeros of 4, channel 1 one; after the 2x2 max-pool neither has any (the consumer's input).
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        conv.bias.zero_()
+    model = nn.Sequential(conv, nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Conv2d(2, 3, 1))
+    x = torch.tensor([[1.0, -1.0], [-1.0, -1.0]]).view(1, 1, 2, 2)
+    ctx = CriterionContext(model, LayerPair("0", "3"), [x], keep_ratio=0.5)
+    assert [float((a == 0).float().mean()) for a in next(iter(ctx.channel_activations()))[0]] == [0.0, 0.0]
+    assert apoz_scores(ctx).tolist() == [0.75, 0.25]
+    assert run_criterion("apoz", ctx).keep.tolist() == [1]
+
+
+def test_apoz_follows_the_producer_through_its_batchnorm_in_a_bottleneck() -> None:
+    from torchvision.models.resnet import Bottleneck
+
+    block = Bottleneck(8, 2).eval()  # conv1 -> bn1 -> relu (one ReLU module shared by three calls)
+    x = _images(n=2, size=5, channels=8)
+    ctx = CriterionContext(block, LayerPair("conv1", "conv2"), [x], keep_ratio=0.5)
+    with torch.no_grad():
+        expected = (torch.relu(block.bn1(block.conv1(x))) == 0).double().mean(dim=(0, 2, 3))
+    torch.testing.assert_close(apoz_scores(ctx), expected)
+
+
+def test_apoz_names_a_layer_without_a_relu_module() -> None:
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(4, 3, 1))
+    ctx = CriterionContext(model, LayerPair("0", "3"), [_images()], keep_ratio=0.5)
+    with pytest.raises(PruningError, match=r"layer '0' has no ReLU module on its output: after '0' runs '1' \(MaxPool2d\)"):
+        run_criterion("apoz", ctx)
+    functional = CriterionContext(GapNet(), LayerPair("conv", "fc"), [_images()], keep_ratio=0.4)
+    with pytest.raises(PruningError, match="layer 'conv' has no ReLU module on its output"):
+        run_criterion("apoz", functional)
+
+
 class GapNet(nn.Module):
     """conv -> ReLU -> global average pool -> Linear: dL/da has a closed form."""
 
@@ -81,11 +117,36 @@ def test_taylor_equals_hand_computation() -> None:
         a = torch.relu(model.conv(x)).mean(dim=(2, 3))  # the fc's input, N x 5
         # d(cross-entropy)/d logits = softmax - onehot; back through fc: times W
         grad = (torch.softmax(model.fc(a), dim=1) - F.one_hot(y, 3).float()) @ model.fc.weight
-        hand = (a * grad).mean(dim=0).abs()
+        hand = (a * grad).abs().mean(dim=0)  # one position per example: |a·dL/da| per example, then mean
         hand = hand / hand.norm()
     got = taylor_scores(ctx)
     torch.testing.assert_close(got.float(), hand, rtol=1e-5, atol=1e-6)
     assert run_criterion("taylor", ctx).keep.tolist() == sorted(torch.topk(hand, 2).indices.tolist())
+
+
+def test_taylor_takes_the_absolute_value_per_example_before_averaging() -> None:
+    # conv (identity) -> flatten -> fc: dL/da = fc.weight^T (softmax - onehot), one position per example.
+    # Channel 0's products are large with opposite signs over the two examples, channel 1's moderate and
+    # of one sign: |mean over examples| (the old order) keeps channel 1, mean of |.| (Eq. 8) keeps channel 0.
+    conv = nn.Conv2d(2, 2, 1)
+    fc = nn.Linear(2, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        conv.bias.zero_()
+        fc.weight.copy_(torch.tensor([[1.0, 3.0], [-1.0, -3.0]]))
+        fc.bias.zero_()
+    model = nn.Sequential(conv, nn.Flatten(), fc)
+    x = torch.tensor([[4.0, 0.5], [4.0, -1.5]]).view(2, 2, 1, 1)
+    y = torch.tensor([1, 0])
+    with torch.no_grad():
+        a = x.flatten(1)
+        products = a * ((torch.softmax(fc(a), dim=1) - F.one_hot(y, 2).float()) @ fc.weight)
+    per_example_abs = products.abs().mean(dim=0)
+    abs_of_mean = products.mean(dim=0).abs()
+    assert int(per_example_abs.argmax()) == 0 and int(abs_of_mean.argmax()) == 1  # the case tells them apart
+    ctx = CriterionContext(model, LayerPair("0", "2"), [(x, y)], keep_ratio=0.5)
+    torch.testing.assert_close(taylor_scores(ctx), (per_example_abs / per_example_abs.norm()).double())
+    assert run_criterion("taylor", ctx).keep.tolist() == [0]
 
 
 def test_taylor_does_not_depend_on_batching_and_leaves_no_gradients() -> None:

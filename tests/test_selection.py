@@ -144,9 +144,21 @@ def test_select_from_gram_equals_select_channels():
 def test_selection_bench_command_runs_and_agrees(capsys):
     from thinet.cli import main
     assert main(["bench", "selection", "--samples", "300", "--channels", "12", "--repeats", "1",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--literal-float64"]) == 0
     out = capsys.readouterr().out
-    assert "same_channels: True" in out and "ratio_select_over_gram:" in out and "ratio_literal_over_select:" in out
+    assert "same_channels: True" in out and "ratio_select_over_gram:" in out
+    assert "dtype: torch.float32" in out and "ratio_literal_float32_over_select:" in out
+    assert "ratio_literal_float64_over_select:" in out and "thinet_forward_s:" in out
+
+
+def test_selection_bench_times_the_literal_algorithm_in_the_samples_dtype(monkeypatch):
+    import thinet.experiment._bench_selection as bench
+
+    dtypes = []
+    real = bench.algorithm1_literal
+    monkeypatch.setattr(bench, "algorithm1_literal", lambda x, r, **kw: dtypes.append(kw.get("dtype")) or real(x, r, **kw))
+    result = bench.run_selection_bench(m=200, channels=8, repeats=1)
+    assert dtypes == [torch.float32] and result["same_channels_float32"]
 
 
 def test_bench_rejects_bad_sizes(capsys):

@@ -48,13 +48,16 @@ def touch(path: Path) -> None:
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
 def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
+    from thinet.criteria import available_criteria
+
     counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
-    # 6 criteria x 3 rates + 6 at seed 1 (VGG), 3 rates (ResNet); every chain and both bases evaluated
-    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 2, "base_model": 2, "prune_chain": 27,
-                "evaluate": 29, "compare_layer": 1, "aggregate_metrics": 1, "all": 1}
+    # `criteria: all` x 3 rates + all at seed 1 (VGG), 3 rates (ResNet); every chain and both bases evaluated
+    chains = len(available_criteria()) * 4 + 3
+    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 2, "base_model": 2, "prune_chain": chains,
+                "evaluate": chains + 2, "compare_layer": 1, "aggregate_metrics": 1, "all": 1}
     assert {k: counts.get(k) for k in expected} == expected
     # the run settings are written while parsing, one file per run
-    assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == 31
+    assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == chains + 4
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -106,8 +109,11 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
 @pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
 def test_slurm_profile_dry_run(tmp_path):
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    from thinet.criteria import available_criteria
+
     counts = dry_run(tmp_path, ROOT / "config" / "smoke.yaml", extra=("--profile", str(tmp_path / "profiles" / "slurm")))
-    assert counts["prune_chain"] == 13 and counts["base_model"] == 2
+    # `criteria: all` at seeds 0 and 1 (VGG), one ResNet chain
+    assert counts["prune_chain"] == 2 * len(available_criteria()) + 1 and counts["base_model"] == 2
 
 
 def test_slurm_profile_requeues_preempted_jobs():

@@ -13,6 +13,25 @@ product each greedy step costs O(C).
     >>> sel = select_channels(x_hat, 0.5, layer="features.0")
     >>> sel.keep.numel(), sel.removed.numel(), sel.scale.shape
     (4, 4, torch.Size([4]))
+
+**Forward greedy** (`thinet_forward`; TPAMI 2019 and the authors' released code) grows the
+*kept* set S instead: start from S = ∅ and the residual r = ŷ; repeatedly add the channel whose
+least-squares projection explains most of r, gain_j = (x̂_jᵀr)² / ‖x̂_j‖²; refit ŵ_S by least
+squares (r = ŷ − X̂_S ŵ_S, the part of ŷ orthogonal to span X̂_S); stop at int(C·r) kept. It also
+runs on G alone. Let q_1..q_k be the orthonormal basis Gram–Schmidt builds from the chosen
+columns and P the C×k matrix P_ji = x̂_jᵀq_i. Then
+
+- the least-squares residual after k picks is r_k = ŷ − Σ_i q_i (q_iᵀŷ), so the correlations
+  c = X̂ᵀr_k obey c ← c − P_:,k (q_kᵀŷ), starting from c = X̂ᵀŷ = G·1;
+- q_kᵀŷ = Σ_c x̂_cᵀq_k = Σ_c P_ck, since ŷ = Σ_c x̂_c;
+- adding column s: q_k = (x̂_s − Σ_i q_i P_si)/d with d² = G_ss − Σ_i P_si², hence
+  P_:,k = (G_:,s − P·P_s,:ᵀ)/d (P is G_:,S L⁻ᵀ for the Cholesky factor L of G_SS).
+
+Each step is one O(C·k) update of P and c, never touching X̂; the final ŵ is
+`least_squares_scale`'s solve of G_SS·w = (G·1)_S. A chosen column already in the span of
+the earlier ones (d² ≤ 1e-12·G_ss) adds no basis vector: it cannot change r. Gains within the
+tie tolerance of the best are a tie, broken by the lowest index (so exact duplicates, zero
+columns and the candidates left once r = 0 are taken in index order).
 """
 from __future__ import annotations
 
@@ -28,6 +47,8 @@ from thinet.types import PruningError, Selection, check_keep_ratio, num_kept
 # versions agree even when channels are exact duplicates and only rounding
 # tells them apart.
 _TIE_RTOL = 1e-10
+# A pick whose remaining norm is below this fraction of its own is in the span of the earlier picks.
+_SPAN_RTOL = 1e-12
 # Cholesky factors whose diagonal spread exceeds this (condition number ≈ its
 # square > 1e12) make the normal equations unreliable in float64.
 _MAX_DIAG_RATIO = 1e6
@@ -184,11 +205,96 @@ def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool 
     return select_from_gram(gram, ratio, least_squares, layer)
 
 
-def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements: int = 1 << 23) -> torch.Tensor:
+def greedy_add(gram: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Forward greedy on the Gram matrix (module docstring): the kept channels in the order added.
+
+    >>> g = torch.tensor([[4., 0., 0.], [0., 1., 0.], [0., 0., 9.]])
+    >>> greedy_add(g, 2).tolist()
+    [2, 0]
+    """
+    c = gram.shape[0]
+    if not 0 <= n_keep <= c:
+        raise PruningError(f"greedy_add: n_keep must be in [0, {c}], got {n_keep}")
+    g = gram.detach().to(device="cpu", dtype=torch.float64)
+    diag = g.diagonal().clone()
+    corr = g.sum(1)  # X̂ᵀr for r = ŷ
+    scale = abs(float(corr.sum()))  # ‖ŷ‖², the most any pick can explain
+    basis = torch.zeros(n_keep, c, dtype=torch.float64)  # row i: P_:,i = X̂ᵀq_i (rows stay contiguous)
+    rank = 0
+    taken = torch.zeros(c, dtype=torch.bool)
+    order: list[int] = []
+    # Each step is a C×k vector product: far too small for a thread pool, whose wake-ups
+    # cost more than the work (30× slower on a busy 2-core machine), so one thread runs it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(n_keep):
+            rank = _add_one(g, diag, corr, basis, rank, taken, order, scale)
+    finally:
+        torch.set_num_threads(threads)
+    return torch.tensor(order, dtype=torch.long)
+
+
+def _add_one(g: torch.Tensor, diag: torch.Tensor, corr: torch.Tensor, basis: torch.Tensor, rank: int,
+             taken: torch.Tensor, order: list[int], scale: float) -> int:
+    """One forward-greedy step, updating `corr`, `basis`, `taken`, `order` in place; returns the new rank."""
+    gain = torch.where(diag > 0, corr * corr / diag.clamp_min(1e-300), torch.zeros_like(diag))
+    values = -gain
+    values[taken] = math.inf
+    best = _first_minimum(values, scale)
+    taken[best] = True
+    order.append(best)
+    column = g[best] - basis[:rank, best] @ basis[:rank]
+    remaining = float(column[best])
+    if remaining > _SPAN_RTOL * float(diag[best]) and remaining > 0:
+        basis[rank] = column / math.sqrt(remaining)
+        corr -= basis[rank] * basis[rank].sum()
+        rank += 1
+    return rank
+
+
+def forward_select_from_gram(gram: torch.Tensor, keep_ratio: float, layer: str = "?") -> Selection:
+    """The forward greedy choice (`thinet_forward`) and its least-squares ŵ from G = X̂ᵀX̂.
+
+    >>> g = torch.tensor([[4., 0., 0.], [0., 1., 0.], [0., 0., 9.]])
+    >>> forward_select_from_gram(g, 0.34).keep.tolist()
+    [2]
+    """
+    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
+    _check_gram(gram, layer)
+    c = gram.shape[0]
+    n_keep = num_kept(c, ratio)
+    keep = torch.sort(greedy_add(gram, n_keep)).values
+    if n_keep < c:
+        scale = least_squares_scale(gram, keep, layer)
+    else:
+        scale = torch.ones(c, dtype=torch.float32)  # w = 1 solves G·w = G·1 exactly
+    return Selection.from_keep(keep, c, scale)
+
+
+def select_channels_forward(x_hat: torch.Tensor, keep_ratio: float, layer: str = "?") -> Selection:
+    """Forward greedy selection with least squares on the m×C samples (TPAMI 2019, `thinet_forward`).
+
+    >>> x = torch.randn(100, 6, generator=torch.Generator().manual_seed(1))
+    >>> x[:, 5] *= 0.01  # a channel that hardly contributes
+    >>> sel = select_channels_forward(x, 0.5, layer="conv1")
+    >>> 5 in sel.removed.tolist(), sel.keep.numel()
+    (True, 3)
+    """
+    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
+    _check_x_hat(x_hat, layer)
+    gram = x_hat.T @ x_hat
+    _check_finite_columns(gram.diagonal(), layer)
+    return forward_select_from_gram(gram, ratio, layer)
+
+
+def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements: int = 1 << 23,
+                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Reference Algorithm 1: evaluates Eq. 6 on all m samples for every candidate at every step.
 
     Returns the sorted removed set T. Slow by design (O(m·C) per step); tests and
-    `thinet bench selection` use it to check `select_channels`.
+    `thinet bench selection` use it to check `select_channels`. `dtype` is the precision
+    Eq. 6 is evaluated in (float64 for a reference; the samples' own dtype for a fair timing).
 
     >>> x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
     >>> algorithm1_literal(x, 0.5).tolist() == select_channels(x, 0.5).removed.tolist()
@@ -198,21 +304,22 @@ def algorithm1_literal(x_hat: torch.Tensor, keep_ratio: float, *, chunk_elements
     _check_x_hat(x_hat, "algorithm1_literal")
     m, c = x_hat.shape
     # One row per channel, so each candidate's samples are contiguous.
-    columns = torch.empty(c, m, dtype=torch.float64).copy_(x_hat.detach().T)
+    columns = torch.empty(c, m, dtype=dtype, device=x_hat.device).copy_(x_hat.detach().T)
     square_norms = (columns * columns).sum(1)
     _check_finite_columns(square_norms, "algorithm1_literal")
     n_remove = c - num_kept(c, ratio)
     rows_per_chunk = max(1, chunk_elements // m)
     scale = float(square_norms.max())
-    running = torch.zeros(m, dtype=torch.float64)  # Σ_{j∈T} x̂_ij per sample
+    running = torch.zeros(m, dtype=dtype, device=x_hat.device)  # Σ_{j∈T} x̂_ij per sample
     value_t = 0.0
     taken = torch.zeros(c, dtype=torch.bool)
     for _ in range(n_remove):
         candidates = torch.nonzero(~taken).flatten()
-        values = torch.empty(candidates.numel(), dtype=torch.float64)
+        values = torch.empty(candidates.numel(), dtype=dtype, device=x_hat.device)
         for start in range(0, candidates.numel(), rows_per_chunk):
-            chunk = candidates[start:start + rows_per_chunk]
+            chunk = candidates[start:start + rows_per_chunk].to(x_hat.device)
             values[start:start + chunk.numel()] = ((columns[chunk] + running) ** 2).sum(1)
+        values = values.cpu().double()
         pos = _first_minimum(values, max(scale, value_t))
         best = int(candidates[pos])
         value_t = float(values[pos])

@@ -1,6 +1,7 @@
 """Benchmarks of the pruning engine, each measured side by side in one run.
 
-    $ thinet bench selection            # Gram greedy vs X̂ᵀX̂ vs literal Algorithm 1 (m=100000, C=512, r=0.5)
+    $ thinet bench selection            # Gram greedy vs X̂ᵀX̂ vs thinet_forward vs literal Algorithm 1 in float32
+    $ thinet bench selection --literal-float64   # also the literal Algorithm 1 in float64 (labelled)
     $ thinet bench selection --samples 20000 --channels 256 --no-literal
     $ thinet bench sampling --image-size 112   # collect_samples vs a full VGG-16 forward pass
     $ thinet bench train                # the suite's training loop vs a bare SGD loop
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sel.add_argument("--channels", type=int, default=512, help="channels C")
     sel.add_argument("--keep-ratio", type=float, default=0.5, help="fraction of channels kept r")
     sel.add_argument("--no-literal", action="store_true", help="skip the slow literal Algorithm 1")
+    sel.add_argument("--literal-float64", action="store_true",
+                     help="also time the literal Algorithm 1 in float64 (the fast path and the default literal run "
+                          "use the samples' float32)")
     smp = parser.add_argument_group("sampling")
     smp.add_argument("--images", type=int, default=16, help="random images")
     smp.add_argument("--batch-size", type=int, default=8)
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "selection":
         _check_positive(args, "samples", "channels", "repeats")
         result = run_selection_bench(args.samples, args.channels, args.keep_ratio, repeats=args.repeats,
-                                     seed=args.seed, literal=not args.no_literal, device=device)
+                                     seed=args.seed, literal=not args.no_literal,
+                                     literal_float64=args.literal_float64, device=device)
         print_results(result)
         return 0 if result.get("same_channels", True) else 1
     _check_positive(args, "images", "batch_size", "image_size", "samples_per_image", "repeats")

@@ -2,7 +2,7 @@
 
 A criterion is a function `fn(ctx: CriterionContext) -> Selection | LongTensor`
 (the kept channel indices) registered under a name. Built-in criteria (ThiNet's
-`thinet`, `thinet_nols`; `baselines/`), modules named in a config
+`thinet`, `thinet_nols`, `thinet_forward`; `baselines/`), modules named in a config
 (`criteria_modules`) and the `thinet.criteria` entry points of installed
 packages all land in the same table, loaded lazily on first access.
 

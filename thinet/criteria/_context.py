@@ -1,7 +1,8 @@
 """What a criterion sees: `CriterionContext`, and hooks on the consumer's input.
 
-The consumer's input is the producer's channels as layer i+1 sees them (after
-BatchNorm, ReLU and any pooling): the tensor every data-driven criterion scores.
+Two views of the producer's channels: the consumer's input (`channel_activations`,
+as layer i+1 sees them: after BatchNorm, ReLU and any pooling), and the producer's
+own post-ReLU output before any pooling (`post_relu_activations`, what APoZ counts).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import nn
 
+from thinet.criteria._activation import post_activation_hook
 from thinet.models import find_layer, out_channels_of
 from thinet.types import LayerPair, PruningError, check_keep_ratio, num_kept
 
@@ -165,3 +167,20 @@ class CriterionContext:
                     raise PruningError(
                         f"consumer {self.pair.consumer!r} ran {len(seen)} times in one forward pass; expected once")
                 yield as_channels(seen[0], self.num_channels, self.pair.consumer)
+
+    def post_relu_activations(self) -> Iterator[torch.Tensor]:
+        """The producer's own output after its BatchNorm and ReLU, before pooling, per batch, as
+        N x C x (positions...), model in eval mode, no grad. PruningError, naming the layer and the
+        module found instead, when no ReLU module runs on the producer's output (see `_activation.py`).
+        """
+        with eval_mode(self.model), torch.no_grad(), post_activation_hook(self.model, self.pair.producer) as trace:
+            for x, _ in self.iter_batches():
+                trace.start()
+                self.model(x)
+                if not trace.seen:
+                    raise trace.error()
+                if len(trace.seen) != 1:
+                    raise PruningError(f"layer {self.pair.producer!r} ran {len(trace.seen)} times in one forward "
+                                       "pass; expected once")
+                out = trace.seen[0]
+                yield out.reshape(out.shape[0], self.num_channels, -1)

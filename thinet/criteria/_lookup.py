@@ -48,7 +48,7 @@ def _ensure_loaded() -> None:
 def available_criteria() -> list[str]:
     """Sorted names of every registered criterion.
 
-    >>> {"thinet", "thinet_nols", "weight_sum", "apoz", "taylor", "random"} <= set(available_criteria())
+    >>> {"thinet", "thinet_nols", "thinet_forward", "weight_sum", "apoz", "taylor", "random"} <= set(available_criteria())
     True
     """
     _ensure_loaded()

@@ -1,7 +1,9 @@
 """ThiNet's own criteria (§3.2): greedy selection on the next layer's sampled inputs.
 
 `thinet` adds the least-squares channel scaling w-hat of Eq. 7; `thinet_nols` is the
-paper's "ThiNet w/o w-hat" (§4.1), the same channels with unit scale.
+paper's "ThiNet w/o w-hat" (§4.1), the same channels with unit scale; `thinet_forward`
+is the journal version's forward greedy (TPAMI 2019, `thinet.selection`'s docstring) on
+the same samples, with least squares.
 """
 from __future__ import annotations
 
@@ -19,14 +21,18 @@ def needs_samples(num_images: int, samples_per_image: int, num_channels: int, la
             f"many samples as channels (raise the images per class or the samples per image)")
 
 
-def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
-    # Imported here: sampling/selection are heavier and only needed when ThiNet runs.
+def _samples(ctx: CriterionContext):
+    # Imported here: sampling is heavier and only needed when ThiNet runs.
     from thinet.sampling import collect_samples
+
+    return collect_samples(ctx.model, ctx.pair, ctx.batches, samples_per_image=ctx.samples_per_image,
+                           seed=ctx.seed, device=ctx.device)
+
+
+def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
     from thinet.selection import select_channels
 
-    x_hat = collect_samples(ctx.model, ctx.pair, ctx.batches, samples_per_image=ctx.samples_per_image,
-                            seed=ctx.seed, device=ctx.device)
-    return select_channels(x_hat, ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
+    return select_channels(_samples(ctx), ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
 
 
 @register_criterion("thinet")
@@ -45,3 +51,14 @@ def thinet_nols(ctx: CriterionContext) -> Selection:
 
 
 thinet_nols.precheck = needs_samples  # type: ignore[attr-defined]
+
+
+@register_criterion("thinet_forward")
+def thinet_forward(ctx: CriterionContext) -> Selection:
+    """Forward greedy (TPAMI 2019): add the channel best explaining the residual of y-hat, refit w-hat."""
+    from thinet.selection import select_channels_forward
+
+    return select_channels_forward(_samples(ctx), ctx.keep_ratio, layer=ctx.pair.producer)
+
+
+thinet_forward.precheck = needs_samples  # type: ignore[attr-defined]

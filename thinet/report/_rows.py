@@ -14,7 +14,7 @@ import pandas as pd
 # ThiNet's own criterion: the rows that are "ThiNet variants" in Tables 1 and 3.
 THINET_CRITERION = "thinet"
 # The order criteria are listed in (tables, legends): ThiNet first, then the baselines.
-CRITERION_ORDER = ("thinet", "thinet_nols", "weight_sum", "apoz", "taylor", "random")
+CRITERION_ORDER = ("thinet", "thinet_nols", "thinet_forward", "weight_sum", "apoz", "taylor", "random")
 SUMMARY_PHASES = ("base", "final")
 STEP_PHASES = ("pruned", "finetuned")
 

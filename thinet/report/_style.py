@@ -25,13 +25,14 @@ FIGURE_FORMATS = ("png", "pdf")
 CRITERION_COLOURS = {
     "thinet": "#1f77b4",
     "thinet_nols": "#17becf",
+    "thinet_forward": "#ff7f0e",
     "weight_sum": "#d62728",
     "apoz": "#2ca02c",
     "taylor": "#9467bd",
     "random": "#7f7f7f",
 }
 UNPRUNED_COLOUR = "black"
-_SPARE_COLOURS = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173")
+_SPARE_COLOURS = ("#98df8a", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173")
 LINESTYLE_OF_PHASE = {"pruned": "--", "finetuned": "-"}
 
 
