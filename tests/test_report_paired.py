@@ -150,6 +150,8 @@ def test_table_ranks_and_marks_missing_intervals():
     assert final.loc["thinet_nols", "95 % CI (pp)"] == "none (n = 1)"
     assert final.loc["thinet_nols", "Top-1 (%)"] == "89.50"
     assert final.loc["taylor", "Pairs"] == "2 (2 unpaired seeds dropped)"
+    after = t.display[t.display["Outcome"].eq("just after pruning")].set_index("Criterion")
+    assert after.loc["weight_sum", "95 % CI (pp)"] == "[-5.00, -5.00] (every pair equal: zero width)"
     assert final.loc["apoz", "Rank"] == "1 (tie)"  # its interval overlaps weight_sum's
     assert any("not a significant difference" in note for note in t.notes)
 

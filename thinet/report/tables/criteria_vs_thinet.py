@@ -52,7 +52,9 @@ def _interval_cell(low: float, high: float, n: int) -> str:
         return "none (n = 1)"
     if n == 0 or math.isnan(low):
         return "—"
-    return f"[{low:+.2f}, {high:+.2f}]"
+    # Every pair differing by the same amount (on a discrete accuracy scale) gives a zero-width interval.
+    same = " (every pair equal: zero width)" if math.isclose(low, high, abs_tol=1e-9) else ""
+    return f"[{low:+.2f}, {high:+.2f}]{same}"
 
 
 def _pairs_cell(n: int, unpaired: int) -> str:
