@@ -6,6 +6,9 @@ each table and figure's `wanted` condition is a function of.
 >>> facts = config_facts(cfg)
 >>> sorted(facts.families), facts.criteria_chains, facts.transfer_experiments
 (['vgg'], True, frozenset())
+>>> cfg["experiments"]["e"]["variants"][1]["criteria"] = ["thinet", "random"]
+>>> config_facts(cfg).criteria_compared
+True
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from thinet.report._rows import model_family
+from thinet.report._rows import THINET_CRITERION, model_family
 
 TRANSFER_KIND = "transfer"
+# `criteria: all` expands to the registry, which always holds ThiNet and the baselines.
+ALL_CRITERIA = "all"
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,9 @@ class ConfigFacts:
     """`families`: model families ('vgg', 'resnet', 'other') of the experiments outside transfer;
     `criteria_chains`: a pruning chain outside the transfer experiments; `chains`: a pruning chain in
     any experiment (per-layer rows); `pruned_models`: a variant other than the unpruned model (final
-    rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured."""
+    rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured;
+    `criteria_compared`: an experiment outside transfer whose chains prune with ThiNet and another
+    criterion (the paired comparison with ThiNet)."""
 
     families: frozenset[str]
     criteria_chains: bool
@@ -31,6 +38,7 @@ class ConfigFacts:
     pruned_models: bool
     transfer_experiments: frozenset[str]
     compare_layer: bool
+    criteria_compared: bool
 
 
 def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -52,6 +60,15 @@ def _base_model(config: Mapping[str, Any], name: str, experiment: Mapping[str, A
     return str(bases[base].get("model", ""))
 
 
+def _chain_criteria(experiment: Mapping[str, Any]) -> set[str]:
+    criteria: set[str] = set()
+    for variant in experiment.get("variants") or []:
+        if variant.get("kind") == "chain":
+            listed = variant.get("criteria") or []
+            criteria |= {THINET_CRITERION, ALL_CRITERIA} if listed == ALL_CRITERIA else set(listed)
+    return criteria
+
+
 def transfer_experiments(config: Mapping[str, Any]) -> frozenset[str]:
     """Experiments that belong in Table 4: those with a variant of kind 'transfer' or named 'transfer*'.
 
@@ -66,7 +83,7 @@ def transfer_experiments(config: Mapping[str, Any]) -> frozenset[str]:
 def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
     """The facts of `config`; raises ValueError naming the key when an experiment's base is unknown."""
     transfer = transfer_experiments(config)
-    families, criteria_chains, chains, pruned_models = set(), False, False, False
+    families, criteria_chains, chains, pruned_models, compared = set(), False, False, False, False
     for name, exp in _experiments(config).items():
         kinds = _kinds(exp)
         chains |= "chain" in kinds
@@ -74,5 +91,7 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
         if name not in transfer:
             families.add(model_family(_base_model(config, name, exp)))
             criteria_chains |= "chain" in kinds
+            criteria = _chain_criteria(exp)
+            compared |= THINET_CRITERION in criteria and len(criteria) > 1
     return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
-                       bool(config.get("compare_layer")))
+                       bool(config.get("compare_layer")), compared)

@@ -1,7 +1,7 @@
 """The `@figure` declaration, and drawing and saving the declared figures (PNG and PDF) by name.
 
 >>> available_figures()
-['compare_layer', 'fig4_layerwise', 'tradeoff']
+['compare_layer', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'tradeoff']
 """
 from __future__ import annotations
 

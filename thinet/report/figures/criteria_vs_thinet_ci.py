@@ -1,0 +1,71 @@
+"""Every criterion's paired difference to ThiNet, with 95 % t intervals as error bars.
+
+One row of panels per experiment (and strategy), one panel per outcome (just after pruning,
+after the final fine-tune): criteria along the x axis, one marker per rate, a zero line. A point
+with one pair has no interval: it is drawn without a bar and labelled "n=1".
+"""
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from thinet.report._context import ReportContext
+from thinet.report._paired import LEVEL, OUTCOMES, paired_to_thinet
+from thinet.report._style import legend_order, new_figure, set_title
+from thinet.report.figures._registry import figure
+
+CAPTION = """\
+**Criteria against ThiNet, paired by seed** (config ``{{ snakemake.config["name"] }}``). For each
+criterion, its Top-1 minus ThiNet's in percentage points, paired by seed, averaged over the pairs;
+left: *just after pruning* (per chain, the mean over its pruned layers of the Top-1 before that
+layer's fine-tuning), right: *after the final fine-tune*. One marker per kept fraction *r*; bars are
+95 % Student's *t* confidence intervals over the pairs (none with a single pair, marked "n=1"). A bar
+that crosses the dashed zero line shows no difference from ThiNet; below it, worse than ThiNet. In the
+paper every other criterion is below ThiNet just after pruning.
+"""
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@figure("criteria_vs_thinet_ci", order=4, source="metrics", wanted=lambda facts: facts.criteria_compared,
+        section=("Figures", "Criteria against ThiNet (paired)"), caption=CAPTION)
+def criteria_vs_thinet_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
+    """Draw the paired differences; raises ValueError when no group has ThiNet and another criterion."""
+    paired = paired_to_thinet(metrics, ctx.transfer_experiments)
+    paired = paired[paired["n_pairs"] > 0]
+    if paired.empty:
+        raise ValueError("criteria-vs-ThiNet figure: metrics.csv has no seed on which ThiNet and another criterion "
+                         "were both run at the same rate (same experiment and strategy)")
+    rows = list(dict.fromkeys(zip(paired["experiment"], paired["strategy"])))
+    rates = sorted(set(paired["keep_ratio"]), reverse=True)
+    marker_of = {r: _MARKERS[i % len(_MARKERS)] for i, r in enumerate(rates)}
+    width = 0.6 / max(len(rates), 1)
+    fig, axes = new_figure(len(rows), len(OUTCOMES))
+    for i, (experiment, strategy) in enumerate(rows):
+        panel_rows = paired[paired["experiment"].eq(experiment) & paired["strategy"].eq(strategy)]
+        criteria = legend_order(panel_rows["criterion"])
+        for ax, (outcome, outcome_text) in zip(axes[i], OUTCOMES.items()):
+            for j, rate in enumerate(rates):
+                points = panel_rows[panel_rows["outcome"].eq(outcome) & panel_rows["keep_ratio"].eq(rate)]
+                for point in points.itertuples(index=False):
+                    x = criteria.index(point.criterion) + (j - (len(rates) - 1) / 2) * width
+                    has_interval = point.n_pairs > 1
+                    yerr = ([[point.diff_mean - point.ci_low], [point.ci_high - point.diff_mean]]
+                            if has_interval else None)
+                    ax.errorbar([x], [point.diff_mean], yerr=yerr, marker=marker_of[rate], color=f"C{j}", ms=6,
+                                capsize=3, ls="")
+                    if not has_interval:
+                        ax.annotate("n=1", (x, point.diff_mean), xytext=(4, 4), textcoords="offset points",
+                                    fontsize=7, color=f"C{j}")
+            ax.axhline(0.0, color="black", ls="--", lw=1)
+            ax.set_xticks(range(len(criteria)), criteria, rotation=30, ha="right", fontsize=8)
+            ax.set_xlim(-0.6, len(criteria) - 0.4)
+            ax.set_ylabel("top-1 − ThiNet (pp)")
+            ax.set_title(f"{experiment} ({strategy}): {outcome_text}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    handles = [Line2D([], [], color=f"C{j}", marker=marker_of[r], ls="", label=f"r = {r:g}") for j, r in enumerate(rates)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    set_title(fig, f"Each criterion's Top-1 minus ThiNet's, paired by seed (config {ctx.config}; bars: "
+                   f"{round(100 * LEVEL)} % t intervals over the pairs)")
+    return fig
