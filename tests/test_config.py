@@ -32,14 +32,18 @@ def test_default_config_expands_to_the_documented_grid(default_raw):
     plan = build_plan(cfg)
     chains = [plan.runs[r] for r in plan.of_kind("chain")]
     vgg = [r for r in chains if r["experiment"] == "vgg_criteria"]
-    # every registered criterion at 0.7/0.5/0.3 (seed 0) plus 0.5 at seed 1
+    # every registered criterion at 0.5 with three paired seeds, and at 0.7/0.3 with seed 0
     assert sorted({r["criterion"] for r in vgg}) == sorted(set(CRITERIA) | {r["criterion"] for r in vgg})
-    assert len(vgg) == 4 * len({r["criterion"] for r in vgg})
-    assert {(r["keep_ratio"], r["seed"]) for r in vgg} == {(0.7, 0), (0.5, 0), (0.3, 0), (0.5, 1)}
+    assert len(vgg) == 5 * len({r["criterion"] for r in vgg})
+    assert {(r["keep_ratio"], r["seed"]) for r in vgg} == {(0.5, 0), (0.5, 1), (0.5, 2), (0.7, 0), (0.3, 0)}
+    table1 = [r["variant"] for r in plan.runs.values() if r.get("experiment") == "vgg16_table1"]
+    assert table1 == ["Original", "ThiNet-Conv", "Train from scratch", "ThiNet-GAP", "ThiNet-Tiny"]
     resnet = [r for r in chains if r["experiment"] == "resnet_thinet"]
-    assert [r["variant"] for r in resnet] == ["ThiNet-70", "ThiNet-50", "ThiNet-30"]
+    assert [r["variant"] for r in resnet] == ["ThiNet-70", "ThiNet-50", "ThiNet-30", "ThiNet-70, BN re-estimated",
+                                              "ThiNet-50, BN re-estimated", "ThiNet-30, BN re-estimated"]
+    assert [r.get("reestimate_bn", False) for r in resnet] == [False] * 3 + [True] * 3
     assert plan.compare_layer["layer"] == "conv1_1" and plan.compare_layer["keep_ratio"] == 0.4
-    assert set(plan.selections) == {"fashion_mnist-pc10-s0", "fashion_mnist-pc10-s1"}
+    assert set(plan.selections) == {f"fashion_mnist-pc10-s{seed}" for seed in (0, 1, 2)}
     assert cfg["data"]["batch_size"] == 64  # default filled by the schema
 
 
@@ -56,7 +60,8 @@ def test_default_config_expands_to_the_documented_grid(default_raw):
     (lambda c: c["experiments"]["vgg_criteria"]["variants"][1].update(strategy="vgg19_conv"),
      "experiments.vgg_criteria.variants[1].strategy", "vgg16_conv"),
     (lambda c: c.update(bogus_key=1), "<top level>", "bogus_key"),
-    (lambda c: c["bases"]["vgg"]["train"].update(iterations=10), "bases.vgg.train", "epochs"),
+    (lambda c: c["bases"]["vgg"]["pretrain"].update(iterations=10), "bases.vgg.pretrain", "epochs"),
+    (lambda c: c["bases"]["vgg"].update(checkpoint="vgg.pt"), "bases.vgg", "not checkpoint and pretrain"),
     (lambda c: c["experiments"]["vgg_criteria"]["variants"].append({"kind": "gap", "from": "nowhere",
                                                                     "train": {"iterations": 1}}),
      "experiments.vgg_criteria.variants[3].from", "nowhere"),
@@ -106,8 +111,8 @@ def test_settings_hash_follows_the_settings(default_raw, tmp_path):
     changed = build_plan(check(raw, tmp_path))
     rid = "vgg_criteria-thinet-r0.5-s0"
     assert changed.runs[rid]["hash"] != plan.runs[rid]["hash"]
-    # the seed-1 variant and the ResNet chains are untouched
-    for other in ("vgg_criteria-seed1-thinet-r0.5-s1", "resnet_thinet-thinet-r0.5-s0"):
+    # the r = 0.7/0.3 variant and the ResNet chains are untouched
+    for other in ("vgg_criteria-curves-thinet-r0.7-s0", "resnet_thinet-thinet-r0.5-s0"):
         assert changed.runs[other]["hash"] == plan.runs[other]["hash"]
     # a change to the base model changes every chain that starts from it
     raw = copy.deepcopy(default_raw)

@@ -82,7 +82,8 @@ def test_paper_config_dry_run_lists_the_full_dag(tmp_path, name, expected):
                 touch(tmp_path / var["checkpoint"])
     counts = dry_run(tmp_path, ROOT / "config" / f"{name}.yaml")
     assert {k: counts.get(k) for k in expected} == expected
-    assert "compare_layer" not in counts
+    # §4.1's single-layer comparison runs in its own setting only: CUB-200, VGG-16-GAP (config/transfer.yaml)
+    assert counts.get("compare_layer") == (1 if name == "transfer" else None)
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):

@@ -29,6 +29,7 @@ from thinet.experiment._jobs import (
 )
 from thinet.experiment._metrics import aggregate_rows, base_row, write_rows
 from thinet.experiment._tracking import Tracker, init_tracking, read_sidecar, tracking_uri, write_sidecar
+from thinet.experiment._pretrain_job import run_pretrain_job
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
@@ -38,6 +39,6 @@ __all__ = [
     "load_model", "load_spec", "log", "make_loader", "print_results", "read_sidecar", "read_yaml_files",
     "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
     "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "unreadable_count",
-    "run_train_job", "save_model", "scratch_model", "start_job", "tracking_uri", "validate_schema",
+    "run_pretrain_job", "run_train_job", "save_model", "scratch_model", "start_job", "tracking_uri", "validate_schema",
     "write_compare_csv", "write_compare_outputs", "write_rows", "write_sidecar",
 ]

@@ -187,8 +187,10 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
     for name, base in config["bases"].items():
         _require("model", base["model"], f"bases.{name}.model", known["model"])
         _require("dataset", base["dataset"], f"bases.{name}.dataset", list(config["datasets"]))
-        if base.get("pretrained") and base.get("checkpoint"):
-            raise ConfigError(f"config key 'bases.{name}': give 'pretrained' or 'checkpoint', not both")
+        given = [k for k in ("pretrained", "checkpoint", "pretrain") if base.get(k)]
+        if len(given) > 1:
+            raise ConfigError(f"config key 'bases.{name}': give one of 'pretrained', 'checkpoint' or 'pretrain', "
+                              f"not {' and '.join(given)}")
     for exp, spec in config["experiments"].items():
         _require("base", spec["base"], f"experiments.{exp}.base", list(config["bases"]))
         for i, var in enumerate(spec["variants"]):
@@ -246,14 +248,21 @@ def _training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             "optimizer": dict(config.get("optimizer") or {}), "preprocessing": data["preprocessing"]}
 
 
+def pretrained_file(config_name: str, base: str) -> str:
+    """Where the workflow keeps a base trained by `pretrain` (rule `pretrain_base`)."""
+    return f"models/{config_name}/{base}.pt"
+
+
 def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     runs = {}
     for name, base in config["bases"].items():
+        pretrain = base.get("pretrain")
         spec = {"id": f"base-{name}", "kind": "base", "base": name, "model": base["model"],
                 "dataset": base["dataset"], "model_args": base.get("model_args", {}),
-                "pretrained": base.get("pretrained", False), "checkpoint": base.get("checkpoint"),
+                "pretrained": base.get("pretrained", False),
+                "checkpoint": pretrained_file(config["name"], name) if pretrain else base.get("checkpoint"),
                 "gap": base.get("gap", False), "train": base.get("train"), "seed": base.get("seed", 0),
-                "after": None, "training": _training_settings(config)}
+                "after": None, "training": _training_settings(config), **({"pretrain": pretrain} if pretrain else {})}
         spec["hash"] = settings_hash(spec)
         runs[spec["id"]] = spec
     return runs

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from thinet.experiment._builders import build_run_model
 from thinet.experiment._data_job import unreadable_count
+from thinet.experiment._pretrain_job import check_pretrained
 from thinet.experiment._jobs import load_model, log, resolve_device, save_model, spec_dataset, train_loader
 from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, barrier, dist_info, seed_everything, setup_distributed, train
@@ -24,6 +25,8 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
     """Build and train the model of the run of `spec` (starting from the model file `source` when the run
     starts from another run's model); save it to `out` with run.json beside it."""
     run = spec["run"]
+    if run.get("pretrain"):
+        check_pretrained(run)
     seed_everything(run["seed"])
     data = spec_dataset(spec, "train")
     model = build_run_model(run, data, None if source is None else load_model(source))

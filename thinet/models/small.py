@@ -56,12 +56,13 @@ def vgg16_small(num_classes: int = 10, *, pretrained: bool = False, in_chans: in
 
 
 class SmallResNet(nn.Module):
-    """3x3 stem (no max-pool) + stages of torchvision Bottlenecks + GAP + Linear."""
+    """3x3 stem (no max-pool; stride `stem_stride`) + stages of torchvision Bottlenecks + GAP + Linear."""
 
-    def __init__(self, num_classes: int, in_chans: int, base_width: int, layers: Sequence[int]) -> None:
+    def __init__(self, num_classes: int, in_chans: int, base_width: int, layers: Sequence[int],
+                 stem_stride: int = 1) -> None:
         super().__init__()
         self.inplanes = base_width
-        self.conv1 = nn.Conv2d(in_chans, base_width, kernel_size=3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_chans, base_width, kernel_size=3, stride=stem_stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width)
         self.relu = nn.ReLU(inplace=True)
         for i, blocks in enumerate(layers):
@@ -93,12 +94,18 @@ class SmallResNet(nn.Module):
 
 @register_model("resnet_small")
 def resnet_small(num_classes: int = 10, *, pretrained: bool = False, in_chans: int = 1, width_mult: float = 0.125,
-                 layers: Sequence[int] = (1, 1, 1), input_size: int = 32) -> nn.Module:
-    """Bottleneck ResNet for small images; stage i has 64 * width_mult * 2**i planes (x4 out)."""
+                 layers: Sequence[int] = (1, 1, 1), input_size: int = 32, stem_stride: int = 1) -> nn.Module:
+    """Bottleneck ResNet for small images; stage i has 64 * width_mult * 2**i planes (x4 out).
+
+    `stem_stride=2` halves the resolution in the stem, as ResNet-50's stride-2 stem does: every
+    block then runs on a quarter of the positions (a 4x cheaper network for the same depth).
+    """
     _check_common("resnet_small", num_classes, in_chans, width_mult, input_size, pretrained)
+    if stem_stride not in (1, 2):
+        raise ValueError(f"resnet_small: stem_stride must be 1 or 2, got {stem_stride!r}")
     layers = tuple(layers)
     if not layers or any(not isinstance(n, int) or n < 1 for n in layers):
         raise ValueError(f"resnet_small: layers must be positive ints, one per stage, got {layers!r}")
-    model = SmallResNet(num_classes, in_chans, _scaled(64, width_mult), layers)
+    model = SmallResNet(num_classes, in_chans, _scaled(64, width_mult), layers, stem_stride)
     model.thinet_input_size = (in_chans, input_size, input_size)
     return model

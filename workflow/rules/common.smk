@@ -15,6 +15,8 @@ RESULTS = f"results/{NAME}"
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 THREADS = config["threads"]
 CHECKPOINT_MINUTES = config["checkpoint_minutes"]  # a job flag like threads, not in the spec: changing it reruns nothing
+# Bases trained once and kept under models/<name>/ (rule pretrain_base).
+PRETRAINED_BASES = [name for name, base in config["bases"].items() if base.get("pretrain")]
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them

@@ -48,3 +48,26 @@ rule finetune_variant:
     shell:
         "{LAUNCH} {SCRIPTS}/train_model.py --spec {input.spec:q} --out {output.model:q} {params.source}"
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
+
+
+def pretrain_inputs(wildcards):
+    # ancient(): a kept base is retrained only on request (--forcerun pretrain_base) or when it is
+    # missing, not because a fresh clone's data step or spec files are newer than the committed file.
+    run = PLAN.runs[f"base-{wildcards.base}"]
+    return {"spec": ancient(spec_path(run["id"])), "data": ancient(data_marker(run["dataset"]))}
+
+
+rule pretrain_base:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        model=f"models/{NAME}/{{base}}.pt",
+        record=f"models/{NAME}/{{base}}.json",
+    wildcard_constraints:
+        base="|".join(PRETRAINED_BASES) or "(?!x)x",  # no base is kept: the rule matches nothing
+    threads: THREADS
+    log:
+        f"models/{NAME}/{{base}}.log",
+    shell:
+        "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
+        " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"

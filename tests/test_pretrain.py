@@ -1,0 +1,93 @@
+"""Bases kept by rule pretrain_base: where they live, and the refusal of a file that is not the config's."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from thinet.experiment import run_pretrain_job
+from thinet.experiment._config import build_plan
+from thinet.experiment._pretrain_job import check_pretrained, record_path, sha256_of
+
+
+def _base_run() -> dict:
+    return {"id": "base-vgg", "kind": "base", "base": "vgg", "model": "vgg16_small", "dataset": "fashion_mnist",
+            "model_args": {"width_mult": 0.0625, "batch_norm": False, "head": "fc"}, "seed": 0,
+            "pretrain": {"iterations": 2, "lr": 0.01}, "training": {"batch_size": 8, "optimizer": {}},
+            "pretrained": False, "gap": False}
+
+
+def _keep(tmp_path, run: dict) -> dict:
+    path = tmp_path / "models" / "vgg.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"w": torch.ones(3)}, path)
+    record = {k: run[k] for k in ("model", "model_args", "dataset", "seed", "pretrain", "training")}
+    record_path(path).write_text(json.dumps({**record, "top1": 90.0, "sha256": sha256_of(path)}))
+    return {**run, "checkpoint": str(path)}
+
+
+def test_a_kept_base_matching_its_record_passes(tmp_path):
+    check_pretrained(_keep(tmp_path, _base_run()))
+
+
+def test_a_changed_schedule_asks_for_forcerun(tmp_path):
+    run = _keep(tmp_path, _base_run())
+    changed = copy.deepcopy(run)
+    changed["pretrain"]["iterations"] = 3
+    with pytest.raises(ValueError, match=r"trained with pretrain=.*'bases.vgg'.*--forcerun pretrain_base"):
+        check_pretrained(changed)
+
+
+def test_a_damaged_file_fails_its_checksum(tmp_path):
+    run = _keep(tmp_path, _base_run())
+    torch.save({"w": torch.zeros(3)}, run["checkpoint"])
+    with pytest.raises(ValueError, match="sha256 differs"):
+        check_pretrained(run)
+
+
+def test_a_missing_record_is_named(tmp_path):
+    run = _keep(tmp_path, _base_run())
+    record_path(run["checkpoint"]).unlink()
+    with pytest.raises(ValueError, match="no record"):
+        check_pretrained(run)
+
+
+def test_the_default_config_starts_from_its_kept_bases():
+    from pathlib import Path
+
+    from thinet.experiment import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config([root / "config" / "default.yaml"], root / "workflow" / "schemas" / "config.schema.yaml")
+    plan = build_plan(config)
+    for name in ("vgg", "resnet"):
+        run = plan.runs[f"base-{name}"]
+        assert run["checkpoint"] == f"models/default/{name}.pt" and run["pretrain"]["lr_schedule"] == "step"
+        assert (root / run["checkpoint"]).exists(), f"{run['checkpoint']} is not committed"
+        check_pretrained(run)  # the committed file is the one the config describes, checksum included
+    # Train from scratch gets the base's own budget (Table 1)
+    scratch = next(r for r in plan.runs.values() if r["kind"] == "scratch")
+    assert scratch["train"] == plan.runs["base-vgg"]["pretrain"]
+
+
+@pytest.fixture
+def fashion_spec(tmp_path) -> dict:
+    from thinet.data import make_fixture
+
+    root = make_fixture("fashion_mnist", tmp_path / "fmnist", per_class=2, seed=0)
+    data = {"batch_size": 8, "eval_batch_size": 20, "num_workers": 0, "train_images": None,
+            "preprocessing": "torchvision"}
+    return {"run": _base_run(), "dataset": {"name": "fashion_mnist", "root": str(root)}, "data": data,
+            "device": "cpu", "amp": False}
+
+
+def test_pretrain_job_writes_weights_and_record(tmp_path, fashion_spec):
+    out = tmp_path / "models" / "vgg.pt"
+    out.parent.mkdir()
+    run_pretrain_job(fashion_spec, out, checkpoint_minutes=None)
+    record = json.loads(record_path(out).read_text())
+    assert record["sha256"] == sha256_of(out) and 0 <= record["top1"] <= 100
+    assert set(torch.load(out, weights_only=True)) >= {"features.0.weight", "classifier.6.weight"}
+    check_pretrained({**fashion_spec["run"], "checkpoint": str(out)})

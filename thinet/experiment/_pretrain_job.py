@@ -1,0 +1,79 @@
+"""A base model trained once and kept as a file (`bases.<name>.pretrain`), like a published model.
+
+The default config starts from converged bases that take longer to train than the whole experiment
+on a CPU, so, as the paper starts from published VGG-16/ResNet-50 weights, it starts from weights
+this workflow's own rule `pretrain_base` produced and that are committed under `models/<config>/`:
+`<base>.pt` (a state_dict), `<base>.json` (how it was trained, its test accuracy, the file's sha256)
+and `<base>.log` (the training log). `snakemake --forcerun pretrain_base` trains them again.
+The base job refuses a file whose record does not match the config or whose checksum is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from thinet.experiment._builders import build_run_model
+from thinet.experiment._jobs import eval_loader, log, resolve_device, spec_dataset, train_loader
+from thinet.runtime import (
+    DEFAULT_CHECKPOINT_MINUTES, atomic_save, atomic_write_json, evaluate, seed_everything, train,
+)
+
+# What shapes the weights: a record that differs in any of these is another model.
+RECORDED = ("model", "model_args", "dataset", "seed", "pretrain", "training")
+
+
+def record_path(model_file: str | os.PathLike) -> Path:
+    return Path(model_file).with_suffix(".json")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
+                     checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
+    """Train the base of `spec` from random initialisation with its `pretrain` schedule, evaluate it on
+    the whole evaluation split, and write the state_dict to `out` with its record beside it."""
+    run = spec["run"]
+    seed_everything(run["seed"])
+    model = build_run_model({**run, "checkpoint": None}, spec_dataset(spec, "train"), None)
+    device = resolve_device(spec["device"], "config key 'device'")
+    state = Path(f"{out}.train_state.pt")
+    log.info("pretraining %s (%s) for %s on %s", run["id"], run["model"], run["pretrain"], device)
+    start = time.perf_counter()
+    train(model, train_loader(spec, run["seed"]), run["pretrain"], device=device, amp=spec["amp"], seed=run["seed"],
+          optimizer=run["training"]["optimizer"], checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
+          log=lambda step, m: log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in m.items())),
+          desc=f"pretrain {run['id']}")
+    seconds = time.perf_counter() - start
+    result = evaluate(model, eval_loader(spec, None), device=device)
+    log.info("%s after pretraining: %s", run["id"], result)
+    atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
+    atomic_write_json({**{k: run[k] for k in RECORDED}, "top1": result["top1"], "top5": result["top5"],
+                       "loss": result["loss"], "eval_images": result["images"], "train_seconds": round(seconds, 1),
+                       "device": str(device), "sha256": sha256_of(out)}, record_path(out))
+    state.unlink(missing_ok=True)
+
+
+def check_pretrained(run: dict[str, Any]) -> None:
+    """The kept base file is the one the config describes: its record matches and its checksum holds."""
+    path, record_file = Path(run["checkpoint"]), record_path(run["checkpoint"])
+    hint = "retrain it with `snakemake --forcerun pretrain_base` (or restore the committed file)"
+    if not record_file.exists():
+        raise ValueError(f"{path}: no record {record_file} beside it; {hint}")
+    record = json.loads(record_file.read_text())
+    expected = json.loads(json.dumps({k: run[k] for k in RECORDED}))
+    for key in RECORDED:
+        if record.get(key) != expected[key]:
+            raise ValueError(f"{path} was trained with {key}={record.get(key)!r}, but config key "
+                             f"'bases.{run['base']}' now gives {expected[key]!r}; {hint}")
+    if sha256_of(path) != record["sha256"]:
+        raise ValueError(f"{path}: sha256 differs from {record_file} (a damaged or replaced file); {hint}")
