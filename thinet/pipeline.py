@@ -1,7 +1,7 @@
 """ThiNet's layer-by-layer loop (§3.1, Fig. 1): select → prune → fine-tune, one layer at a time.
 
 Each step chooses the producer's channels with a criterion, removes them
-(`thinet.surgery.prune_pair`), fine-tunes per the `FinetunePlan` and saves
+(`thinet.surgery.prune_pair`, or `prune_unit` for a coupled step), fine-tunes per the `FinetunePlan` and saves
 `step_XXX.pt` in the work directory. A killed run restarts at the first
 unfinished step; fine-tuning inside a step resumes from its epoch checkpoint.
 
@@ -83,7 +83,7 @@ def _count_images(batches: Any) -> int | None:
 def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
               example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> None:
     from thinet.criteria import get_criterion
-    from thinet.surgery import build_graph, check_pair
+    from thinet.surgery import build_graph, check_pair, find_unit
 
     if plan is not None and not isinstance(plan, FinetunePlan):
         raise PruningError(f"finetune must be a FinetunePlan or None, got {type(plan).__name__}")
@@ -100,7 +100,13 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         if not isinstance(step, PruneStep):
             raise PruningError(f"step {index} must be a PruneStep, got {step!r}")
         check_keep_ratio(step.keep_ratio, f"layer {step.pair.producer!r} (step {index})")
-        check_pair(model, step.pair, example_inputs, graph=graph)
+        if step.coupled:
+            unit = find_unit(graph, step.pair.producer, shared=True)
+            if step.pair.consumer not in unit.consumers:
+                raise PruningError(f"step {index}: {step.pair.consumer!r} is not a consumer of the channel unit "
+                                   f"{unit.describe()}")
+        else:
+            check_pair(model, step.pair, example_inputs, graph=graph)
         if precheck is not None and num_images is not None:
             channels = out_channels_of(find_layer(model, step.pair.producer, "producer"), step.pair.producer)
             precheck(num_images, samples_per_image, channels, step.pair.producer)
@@ -110,8 +116,8 @@ def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | N
               samples_per_image: int, settings: Mapping[str, Any] | None) -> dict[str, Any]:
     manifest = {"criterion": criterion, "seed": seed, "samples_per_image": samples_per_image,
                 "finetune": None if plan is None else plan.to_dict(),
-                "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer,
-                           "keep_ratio": s.keep_ratio, "group_end": s.group_end} for s in steps]}
+                "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer, "keep_ratio": s.keep_ratio,
+                           "group_end": s.group_end, **({"coupled": True} if s.coupled else {})} for s in steps]}
     clash = set(manifest) & set(settings or {})
     if clash:
         raise PruningError(f"settings key {sorted(clash)[0]!r} is reserved by prune_chain")
@@ -120,12 +126,12 @@ def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | N
 
 def _select(model: nn.Module, step: PruneStep, index: int, criterion: str, batches: Iterable, seed: int,
             samples_per_image: int, device: torch.device, example_inputs: Any,
-            info: DistInfo) -> Selection:
+            info: DistInfo, unit: Any = None) -> Selection:
     from thinet.criteria import CriterionContext, run_criterion
 
     ctx = CriterionContext(model=model, pair=step.pair, batches=batches, keep_ratio=step.keep_ratio,
                            seed=derive_seed(seed, "select", index), samples_per_image=samples_per_image,
-                           device=device, example_inputs=example_inputs)
+                           device=device, example_inputs=example_inputs, unit=unit)
     selection = run_criterion(criterion, ctx)
     if info.enabled:  # every rank must cut the same channels, whatever GPU nondeterminism did
         box = [selection]
@@ -152,7 +158,7 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     own; a restart with any different value raises PruningError naming the key.
     The model is returned because a resumed run loads it from disk.
     """
-    from thinet.surgery import prune_pair
+    from thinet.surgery import build_graph, find_unit, prune_pair, prune_unit
 
     device = torch.device(device)
     model = model.to(device)
@@ -179,9 +185,16 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         if index <= done:
             offset += sum(s.total_steps(batches_per_epoch) for _, s in phases)
             continue
-        selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
-                            example_inputs, info)
-        model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
+        if step.coupled:  # one trace serves the unit's selection and its cut
+            graph = build_graph(model, example_inputs)
+            unit = find_unit(graph, step.pair.producer, shared=True)
+            selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
+                                example_inputs, info, unit)
+            model = prune_unit(model, unit, selection, example_inputs=example_inputs, graph=graph)
+        else:
+            selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
+                                example_inputs, info)
+            model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
         metrics: dict[str, Any] = {}
         if evaluate_fn is not None:
             metrics["pruned"] = dict(evaluate_fn(model, "pruned", index) or {})

@@ -29,11 +29,15 @@ class PruneStep:
 
     `group_end` marks the last layer of a group (VGG's conv1_2, conv2_2, conv3_3),
     which the paper fine-tunes one extra epoch at a lower learning rate (§4.2).
+    `coupled` lets the step cut the producer's whole channel unit
+    (`thinet.surgery.find_unit`: grouped convs, a depthwise stage, SE gates, shared
+    channels) instead of requiring exactly one plain consumer.
     """
 
     pair: LayerPair
     keep_ratio: float
     group_end: bool = False
+    coupled: bool = False
 
 
 @dataclass
@@ -42,12 +46,14 @@ class Selection:
 
     `keep` and `removed` are sorted, disjoint LongTensors covering `range(C)`;
     `scale` holds one factor per kept channel (ThiNet's w-hat, Eq. 7), ones when
-    the criterion does not rescale.
+    the criterion does not rescale. `consumer_scales` (consumer name -> factors)
+    is set when a channel unit has several consumers, each refitted on its own.
     """
 
     keep: torch.Tensor
     removed: torch.Tensor
     scale: torch.Tensor
+    consumer_scales: dict[str, torch.Tensor] | None = None
 
     @property
     def num_channels(self) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from thinet.criteria._context import CriterionContext
 from thinet.criteria._registry import register_criterion
-from thinet.types import PruningError, Selection
+from thinet.types import LayerPair, PruningError, Selection
 
 
 def needs_samples(num_images: int, samples_per_image: int, num_channels: int, layer: str) -> None:
@@ -24,9 +24,32 @@ def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
     from thinet.sampling import collect_samples
     from thinet.selection import select_channels
 
+    if ctx.unit is not None:
+        return _thinet_unit(ctx, least_squares)
     x_hat = collect_samples(ctx.model, ctx.pair, ctx.batches, samples_per_image=ctx.samples_per_image,
                             seed=ctx.seed, device=ctx.device)
     return select_channels(x_hat, ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
+
+
+def _thinet_unit(ctx: CriterionContext, least_squares: bool) -> Selection:
+    """A channel unit (`thinet.surgery.find_unit`): X̂ at every consumer, one coupled selection.
+
+    The first consumer draws from the step's seed, so a unit with one plain consumer
+    samples and selects exactly as the plain pair does.
+    """
+    from thinet.runtime import derive_seed
+    from thinet.sampling import collect_samples
+    from thinet.selection import select_coupled
+
+    grams = {}
+    for index, consumer in enumerate(ctx.unit.consumers):
+        seed = ctx.seed if index == 0 else derive_seed(ctx.seed, "consumer", index)
+        x_hat = collect_samples(ctx.model, LayerPair(ctx.pair.producer, consumer), ctx.batches,
+                                samples_per_image=ctx.samples_per_image, seed=seed, device=ctx.device,
+                                grouped=consumer in ctx.unit.grouped_consumers)
+        grams[consumer] = x_hat.T @ x_hat
+    return select_coupled(grams, ctx.keep_ratio, groups=ctx.unit.groups, least_squares=least_squares,
+                          layer=ctx.pair.producer)
 
 
 @register_criterion("thinet")
