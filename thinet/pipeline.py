@@ -81,7 +81,8 @@ def _count_images(batches: Any) -> int | None:
 
 
 def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
-              example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> None:
+              example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> Any:
+    """Check every step before any compute; returns the dependency graph traced for it."""
     from thinet.criteria import get_criterion
     from thinet.surgery import build_graph, check_pair, find_unit
 
@@ -110,6 +111,7 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         if precheck is not None and num_images is not None:
             channels = out_channels_of(find_layer(model, step.pair.producer, "producer"), step.pair.producer)
             precheck(num_images, samples_per_image, channels, step.pair.producer)
+    return graph
 
 
 def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
@@ -164,7 +166,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     model = model.to(device)
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = example_inputs.to(device)
-    _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches, samples_per_image)
+    graph = _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches,
+                      samples_per_image)
     workdir = Path(workdir)
     info = dist_info()
     if info.is_main:
@@ -175,6 +178,7 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     done, ckpt = latest_step(workdir, len(steps))
     if ckpt is not None:
         model = ckpt["model"].to(device)
+        graph = build_graph(model, example_inputs)
         left = len(steps) - done - 1
         print(f"prune_chain: resuming from {step_path(workdir, done)} (step {done}, {steps[done].pair.producer}); "
               f"{left} step(s) left", file=sys.stderr)
@@ -185,16 +189,14 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         if index <= done:
             offset += sum(s.total_steps(batches_per_epoch) for _, s in phases)
             continue
-        if step.coupled:  # one trace serves the unit's selection and its cut
-            graph = build_graph(model, example_inputs)
-            unit = find_unit(graph, step.pair.producer, shared=True)
-            selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
-                                example_inputs, info, unit)
+        # One trace serves the whole chain: a cut changes channel counts, never the modules or their wiring.
+        unit = find_unit(graph, step.pair.producer, shared=True) if step.coupled else None
+        selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
+                            example_inputs, info, unit)
+        if step.coupled:
             model = prune_unit(model, unit, selection, example_inputs=example_inputs, graph=graph)
         else:
-            selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
-                                example_inputs, info)
-            model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
+            model = prune_pair(model, step.pair, selection, example_inputs=example_inputs, graph=graph)
         metrics: dict[str, Any] = {}
         if evaluate_fn is not None:
             metrics["pruned"] = dict(evaluate_fn(model, "pruned", index) or {})

@@ -42,7 +42,7 @@ def prune_random(name: str, keep_ratio: float = 0.5, *, image_size: int = 64, im
     example = example_inputs(model)
     size = (3, image_size, image_size)
     plan = plan_units(model, example, shared_channels=shared_channels)
-    steps = [PruneStep(u.pair, keep_ratio, coupled=not u.plain) for u in plan.units]
+    steps = plan.steps(keep_ratio)
     before = count_params(model), count_flops(model, size)
     gen = torch.Generator().manual_seed(seed)
     batches = [torch.randn(images, *size, generator=gen)]

@@ -60,9 +60,12 @@ def make_consumer(module: nn.Module, name: str, num_channels: int, *, grouped: b
 
     `grouped=True` accepts a grouped convolution (a channel unit's consumer, `select_coupled`).
     """
-    for kind, cls in _CONSUMERS.items():
-        if type(module) is kind:
-            return cls(module, name, num_channels, grouped=grouped) if grouped else cls(module, name, num_channels)
+    # The exact type first, then subclasses (timm's Linear is an nn.Linear with a dtype cast).
+    kind = type(module) if type(module) in _CONSUMERS else \
+        next((k for k in _CONSUMERS if isinstance(module, k)), None)
+    if kind is not None:
+        cls = _CONSUMERS[kind]
+        return cls(module, name, num_channels, grouped=grouped) if grouped else cls(module, name, num_channels)
     known = ", ".join(k.__name__ for k in _CONSUMERS)
     raise PruningError(f"consumer {name!r} is a {type(module).__name__}; ThiNet sampling supports {known}")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from thinet.strategies._registry import register_strategy
 from thinet.surgery import ChannelUnit, UnitRefused, build_graph, find_unit
-from thinet.types import LayerPair, PruneStep
+from thinet.types import LayerPair, PruneStep, PruningError
 
 # One line per kind of skipped layer in `UnitPlan.lines`.
 _SKIP_TITLES = {
@@ -49,10 +49,18 @@ class UnitPlan:
                                                       if len(layers) > _MAX_NAMES else "")
             title = _SKIP_TITLES.get(kind, "layers that cannot be cut consistently")
             out.append(f"skip {len(layers)} {title}: {names}")
-        if not self.units and self.skipped:
-            first = next(iter(self.skipped.items()))
-            out.append(f"e.g. {first[0]}: {first[1][1]}")
         return out
+
+    def steps(self, keep_ratio: float) -> list[PruneStep]:
+        """One step per unit at `keep_ratio`: a plain pair as a plain step, any other unit coupled.
+
+        PruningError listing every layer considered and why it was rejected when there is none.
+        """
+        if not self.units:
+            reasons = "\n".join(f"  {layer}: {reason}" for layer, (_, reason) in self.skipped.items())
+            raise PruningError("strategy 'auto' found no prunable layer; the layers considered and why each "
+                               f"was rejected:\n{reasons or '  (no conv/linear layer)'}")
+        return [PruneStep(unit.pair, keep_ratio, coupled=not unit.plain) for unit in self.units]
 
 
 def plan_units(model: nn.Module, example_inputs: Any, *, shared_channels: bool = False) -> UnitPlan:
@@ -99,5 +107,4 @@ def find_prunable_pairs(model: nn.Module, example_inputs: Any) -> list[LayerPair
 def auto(model: nn.Module, keep_ratio: float, example_inputs: Any, *,
          shared_channels: bool = False) -> list[PruneStep]:
     """Every unit of `plan_units` at `keep_ratio`; plain pairs as plain steps, the others coupled."""
-    plan = plan_units(model, example_inputs, shared_channels=shared_channels)
-    return [PruneStep(unit.pair, keep_ratio, coupled=not unit.plain) for unit in plan.units]
+    return plan_units(model, example_inputs, shared_channels=shared_channels).steps(keep_ratio)

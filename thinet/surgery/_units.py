@@ -134,6 +134,18 @@ def _listed(names: list[str]) -> str:
     return text + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
+def _pooled(node: Any, depth: int = 4) -> bool:
+    """Whether `node` reads its input through a global average pooling (a squeeze-and-excitation reduce)."""
+    frontier = list(node.inputs)
+    for _ in range(depth):
+        for n in frontier:
+            label = f"{type(n.module).__name__} {getattr(n.module, '_grad_fn', '')}".lower()
+            if "mean" in label or "adaptiveavgpool" in label:
+                return True
+        frontier = [i for n in frontier if not isinstance(n.module, (nn.Conv2d, nn.Linear)) for i in n.inputs]
+    return False
+
+
 def _feeds_directly(start: Any, goal: Any, depth: int) -> bool:
     """Whether `goal` feeds `start` within `depth` graph steps with no other conv/linear layer between."""
     frontier, seen = [start], set()
@@ -206,14 +218,15 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
         label = name or _node_label(node)
         kind = type(target).__name__.lstrip("_")
         family = "concat" if node.type in (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.SLICE) else \
-            "norm" if "Norm" in kind else "output" if kind == "NoneType" else "other"
+            "norm" if "Norm" in kind else "output" if "Output" in kind else "other"
         problems.append((family, f"{label} ({kind}, {'input' if is_in else 'output'} channels)"))
     if problems:
         raise UnitRefused(problems[0][0], f"output channels of {producer!r} are also tied to "
                           f"{_listed([p for _, p in problems])}, which a channel unit cannot cut consistently")
     gated = False
     for expand in list(producers[1:]):  # an SE gate: its expand conv is fed by a reduce conv of these channels
-        reduce = next((c for c in consumers if _feeds_directly(nodes[expand], nodes[c], _SE_DEPTH)), None)
+        reduce = next((c for c in consumers if _pooled(nodes[c])
+                       and _feeds_directly(nodes[expand], nodes[c], _SE_DEPTH)), None)
         if reduce is not None:
             producers.remove(expand)
             consumers.remove(reduce)
