@@ -24,6 +24,15 @@ from thinet.types import LayerPair, PruningError
 SIZE = (3, 32, 32)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny 32×32 convolutions: thread start-up costs more than it saves (10× slower on 2 busy cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _images(n: int = 4, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, *SIZE, generator=torch.Generator().manual_seed(seed))
 
@@ -127,8 +136,11 @@ def _apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return layer(x)
 
 
-def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, float]:
-    """Prune `name` unit by unit; every non-gated consumer's output must equal Eq. 7's prediction."""
+def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, dict[int, int]]:
+    """Prune `name` unit by unit; each consumer whose kept inputs are unchanged must output Eq. 7's prediction.
+
+    Returns the pruned model and, per step, how many consumers were checked exactly.
+    """
     torch.manual_seed(0)
     model = create_model(name, 10).eval()
     model.thinet_input_size = SIZE
@@ -138,7 +150,7 @@ def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, floa
     steps = plan.steps(0.5)
     flops_before = count_flops(model, SIZE)
     per_image = samples_needed(model, steps, images.shape[0])
-    worst = 0.0
+    exact = {}
     graph = build_graph(model, example)  # one trace for the chain, as prune_chain does
     for index, (unit, step) in enumerate(zip(plan.units, steps)):
         unit = find_unit(graph, unit.producer, shared=True)
@@ -147,26 +159,35 @@ def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, floa
         selection = run_criterion("thinet", ctx)
         scales = selection.consumer_scales or {step.pair.consumer: selection.scale}
         inputs = _consumer_inputs(model, unit.consumers, images)
-        predicted = {}
+        predicted, kept_inputs = {}, {}
         for consumer in unit.consumers:
             layer = find_layer(model, consumer, "consumer")
             mask = torch.zeros(unit.num_channels)
             mask[selection.keep] = scales[consumer]
             x = inputs[consumer]
-            shaped = mask.view(1, -1, *([1] * (x.dim() - 2))) if x.shape[1] == unit.num_channels else \
-                mask.repeat_interleave(x.shape[1] // unit.num_channels).view(1, -1)
-            predicted[consumer] = _apply(layer, x * shaped)
+            span = x.shape[1] // unit.num_channels  # a Linear after a flatten reads `span` columns per channel
+            columns = mask.repeat_interleave(span)
+            predicted[consumer] = _apply(layer, x * columns.view(1, -1, *([1] * (x.dim() - 2))))
+            kept_inputs[consumer] = x[:, torch.nonzero(columns).flatten()]
         if step.coupled:
             prune_unit(model, unit, selection, example_inputs=example, graph=graph)
         else:
             prune_pair(model, step.pair, selection, example_inputs=example, graph=graph)
         after = _consumer_inputs(model, unit.consumers, images)
+        where = f"{name}: step {index} {unit.describe()}"
         for consumer, want in predicted.items():
-            got = _apply(find_layer(model, consumer, "consumer"), after[consumer])
-            error = float((got - want).norm() / want.norm().clamp_min(1e-12))
-            if not unit.gated:
-                assert error < 1e-3, f"{name}: step {index} {unit.describe()}: consumer {consumer} off by {error:.2e}"
-            worst = max(worst, error) if not unit.gated else worst
+            # Eq. 7 predicts the consumer's output from its *unchanged* kept inputs. An SE gate reads the
+            # removed channels, and a consumer later in a residual stream reads kept channels that an
+            # earlier block of the same stream has just lost inputs of; there the premise fails.
+            drift = float((after[consumer] - kept_inputs[consumer]).norm() / kept_inputs[consumer].norm())
+            if not unit.gated and not unit.shared:
+                assert drift < 1e-5, f"{where}: consumer {consumer}'s kept inputs changed by {drift:.2e}"
+            if drift < 1e-5:
+                got = _apply(find_layer(model, consumer, "consumer"), after[consumer])
+                error = float((got - want).norm() / want.norm().clamp_min(1e-12))
+                assert error < 1e-3, f"{where}: consumer {consumer} off its least-squares prediction by {error:.2e}"
+                exact[index] = exact.get(index, 0) + 1
+        assert unit.gated or exact.get(index), f"{where}: no consumer with unchanged kept inputs"
     cut = 1 - count_flops(model, SIZE) / flops_before
     assert cut >= 0.25, f"{name}: FLOPs fell by only {100 * cut:.1f} %; plan:\n" + "\n".join(plan.lines())
     with torch.no_grad():
@@ -178,7 +199,7 @@ def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, floa
     with torch.no_grad():
         assert torch.allclose(loaded(images), out, atol=1e-5)
     _check_onnx(model, images[:1], tmp_path / "pruned.onnx")
-    return model, worst
+    return model, exact
 
 
 def _check_onnx(model: nn.Module, x: torch.Tensor, path) -> None:
@@ -206,6 +227,7 @@ def test_model_matrix_prunes_half_the_channels(name, tmp_path):
 
 @pytest.mark.slow
 def test_shared_channels_prune_residual_streams(tmp_path):
-    model, _ = _prune_and_check("torchvision:resnet18", shared=True, tmp_path=tmp_path)
+    model, exact = _prune_and_check("torchvision:resnet18", shared=True, tmp_path=tmp_path)
+    assert len(exact) == 12  # every unit (8 block-inner pairs, 4 residual streams) had an exact consumer
     assert model.conv1.out_channels == 32 and model.layer1[1].conv2.out_channels == 32
     assert model.fc.in_features == model.layer4[1].conv2.out_channels == 256  # the stream feeds the classifier
