@@ -231,3 +231,45 @@ def test_shared_channels_prune_residual_streams(tmp_path):
     assert len(exact) == 12  # every unit (8 block-inner pairs, 4 residual streams) had an exact consumer
     assert model.conv1.out_channels == 32 and model.layer1[1].conv2.out_channels == 32
     assert model.fc.in_features == model.layer4[1].conv2.out_channels == 256  # the stream feeds the classifier
+
+
+@pytest.fixture(scope="module")
+def imagenet_fixture(tmp_path_factory):
+    from thinet.data import make_fixture
+
+    return str(make_fixture("imagenet", tmp_path_factory.mktemp("imagenet"), classes=2, per_class=2, seed=0))
+
+
+CLI_FAST = ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress"]
+
+
+def test_prune_dry_run_lists_the_plan_and_stops(imagenet_fixture, tmp_path, capsys):
+    from thinet.cli import main
+
+    out = tmp_path / "pruned.pt"
+    assert main(["prune", "--model", "timm:regnetx_002", "--dataset", "imagenet", "--data-root", imagenet_fixture,
+                 "--strategy", "auto", "--dry-run", "--out", str(out), *CLI_FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "prune 26 channel unit(s):" in printed and "s1.b1.conv1.conv -> s1.b1.conv2.conv" in printed
+    assert "3 groups" in printed
+    assert "skip 18 layers whose channels are shared" in printed and "skip 1 layers feeding the model output" in printed
+    assert "dry run:" in printed and "% fewer" in printed
+    assert not out.exists() and not (tmp_path / "pruned.pt.chain").exists()
+
+
+@pytest.mark.slow
+def test_regnetx_002_pruned_end_to_end_from_the_command_line(imagenet_fixture, tmp_path, capsys):
+    from thinet.cli import main
+
+    out = tmp_path / "pruned.pt"
+    assert main(["prune", "--model", "timm:regnetx_002", "--dataset", "imagenet", "--data-root", imagenet_fixture,
+                 "--strategy", "auto", "--per-class", "2", "--samples-per-image", "100", "--finetune-iterations", "0",
+                 "--final-iterations", "1", "--out", str(out), *CLI_FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "prune 26 channel unit(s):" in printed and "fewer" in printed and "validation: top-1" in printed
+    model = torch.load(out, weights_only=False)
+    block = model.s1.b1
+    assert block.conv1.conv.out_channels == 12 and block.conv2.conv.in_channels == 12
+    assert block.conv2.conv.groups == 3 and block.conv2.conv.out_channels == 12
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
