@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from thinet.criteria import CriterionContext, run_criterion
-from thinet.experiment._bench_models import samples_needed
+from thinet.experiment import samples_needed
 from thinet.models import create_model, example_inputs, find_layer
 from thinet.runtime import count_flops
 from thinet.sampling import collect_samples
@@ -207,7 +206,7 @@ def _check_onnx(model: nn.Module, x: torch.Tensor, path) -> None:
 
     try:
         torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False)
-    except Exception:  # newer torch: only the dynamo exporter
+    except (RuntimeError, TypeError, ValueError):  # newer torch: only the dynamo exporter
         torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (onnx_out,) = session.run(None, {"x": x.numpy()})
@@ -273,3 +272,15 @@ def test_regnetx_002_pruned_end_to_end_from_the_command_line(imagenet_fixture, t
     assert block.conv2.conv.groups == 3 and block.conv2.conv.out_channels == 12
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
+
+
+def test_a_criterion_unaware_of_groups_is_refused_before_compute(tmp_path):
+    from thinet.pipeline import prune_chain
+
+    model = create_model("timm:regnetx_002", 10).eval()
+    example = torch.zeros(2, *SIZE)
+    steps = get_strategy("auto")(model, 0.5, example)
+    with pytest.raises(PruningError, match=r"criterion 'weight_sum'.*s1\.b1\.conv1\.conv.*same count in every group"):
+        prune_chain(model, steps, criterion="weight_sum", selection_batches=[_images()], finetune=None,
+                    train_loader=None, workdir=tmp_path / "chain", seed=0, device="cpu", example_inputs=example)
+    assert not (tmp_path / "chain").exists()

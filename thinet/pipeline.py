@@ -106,6 +106,11 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
             if step.pair.consumer not in unit.consumers:
                 raise PruningError(f"step {index}: {step.pair.consumer!r} is not a consumer of the channel unit "
                                    f"{unit.describe()}")
+            # A criterion marked `grouped_units` keeps the same count in every group of a grouped unit.
+            if unit.groups > 1 and not getattr(get_criterion(criterion), "grouped_units", False):
+                raise PruningError(f"criterion {criterion!r} cannot prune the grouped unit of layer "
+                                   f"{step.pair.producer!r} ({unit.describe()}): it does not keep the same count "
+                                   "in every group; use thinet or thinet_nols")
         else:
             check_pair(model, step.pair, example_inputs, graph=graph)
         if precheck is not None and num_images is not None:

@@ -59,6 +59,7 @@ def thinet(ctx: CriterionContext) -> Selection:
 
 
 thinet.precheck = needs_samples  # type: ignore[attr-defined]
+thinet.grouped_units = True  # type: ignore[attr-defined]  # keeps equal counts per group (select_coupled)
 
 
 @register_criterion("thinet_nols")
@@ -68,3 +69,4 @@ def thinet_nols(ctx: CriterionContext) -> Selection:
 
 
 thinet_nols.precheck = needs_samples  # type: ignore[attr-defined]
+thinet_nols.grouped_units = True  # type: ignore[attr-defined]

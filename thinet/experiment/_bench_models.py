@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -72,9 +73,9 @@ def run_models_bench(models: Sequence[str] = MODELS, keep_ratio: float = 0.5, *,
 
 def models_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a markdown table (params in millions, FLOPs in MFLOPs at the bench's input)."""
-    lines = ["| model | units (coupled) | layers skipped | params before → after (M) | "
-             "MFLOPs before → after | FLOPs cut | pruning time (s) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    header = ("| model | units (coupled) | layers skipped | params before → after (M) | "
+              "MFLOPs before → after | FLOPs cut | pruning time (s) |")
+    lines = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         cut = 1 - r["flops_after"] / r["flops_before"]
         lines.append(f"| {r['model']} | {r['units']} ({r['coupled']}) | {r['skipped']} | "

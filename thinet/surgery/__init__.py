@@ -20,7 +20,13 @@ smaller `nn.Module`.
 from __future__ import annotations
 
 from thinet.surgery._cut import prune_pair
-from thinet.surgery._graph import Coupling, build_graph, coupling_of, is_prunable_layer, reused_layers
+from thinet.surgery._graph import (
+           Coupling,
+           build_graph,
+           coupling_of,
+           is_prunable_layer,
+           reused_layers,
+)
 from thinet.surgery._pairs import check_pair, consumer_columns, coupling_error
 from thinet.surgery._unit_cut import check_unit_selection, prune_unit
 from thinet.surgery._units import ChannelUnit, UnitRefused, find_unit, is_unit_root

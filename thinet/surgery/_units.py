@@ -22,7 +22,10 @@ unit extends through Torch-Pruning's dependency group as follows.
 * **Shared channels** (residual block outputs, several consumers): every producer
   adding into the stream and every consumer reading it lose channel c together.
   Each consumer's input is still linear in the kept channels, so each is refitted by
-  its own Eq. 7 (`thinet.selection.select_coupled`).
+  its own Eq. 7 (`thinet.selection.select_coupled`). The prediction is exact for the
+  consumers reading the stream before any other consumer of it; a consumer further
+  down the stream reads kept channels that an earlier block (fed by the cut stream)
+  adds to, so its fit is approximate, as for any layer after a pruned one in §3.1.
 
 With one plain consumer a unit is exactly the pair of §3 (`ChannelUnit.plain`).
 
@@ -44,7 +47,13 @@ from torch import nn
 from torch_pruning import ops
 
 from thinet.models import find_layer, in_channels_of, out_channels_of
-from thinet.surgery._graph import _CHANNEL_MIXING_OPS, _PASS_THROUGH, _node_label, out_pruning_fn, reused_layers
+from thinet.surgery._graph import (
+    _CHANNEL_MIXING_OPS,
+    _PASS_THROUGH,
+    _node_label,
+    out_pruning_fn,
+    reused_layers,
+)
 from thinet.surgery._pairs import consumer_columns
 from thinet.types import LayerPair, PruningError, num_kept
 
