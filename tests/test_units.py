@@ -225,6 +225,13 @@ def test_model_matrix_prunes_half_the_channels(name, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["timm:regnetx_002", "timm:efficientnet_b0"])
+def test_shared_channels_with_groups_and_gates(name, tmp_path):
+    _, exact = _prune_and_check(name, shared=True, tmp_path=tmp_path)
+    assert exact  # at least the ungated units were checked exactly
+
+
+@pytest.mark.slow
 def test_shared_channels_prune_residual_streams(tmp_path):
     model, exact = _prune_and_check("torchvision:resnet18", shared=True, tmp_path=tmp_path)
     assert len(exact) == 12  # every unit (8 block-inner pairs, 4 residual streams) had an exact consumer
@@ -254,6 +261,15 @@ def test_prune_dry_run_lists_the_plan_and_stops(imagenet_fixture, tmp_path, caps
     assert "skip 18 layers whose channels are shared" in printed and "skip 1 layers feeding the model output" in printed
     assert "dry run:" in printed and "% fewer" in printed
     assert not out.exists() and not (tmp_path / "pruned.pt.chain").exists()
+
+
+def test_shared_channels_flag_needs_auto(imagenet_fixture, tmp_path, capsys):
+    from thinet.cli import main
+
+    assert main(["prune", "--model", "timm:regnetx_002", "--dataset", "imagenet", "--data-root", imagenet_fixture,
+                 "--strategy", "resnet_bottleneck", "--shared-channels", "--out", str(tmp_path / "x.pt"),
+                 *CLI_FAST]) == 2
+    assert "--shared-channels applies to --strategy auto only" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ import copy
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 NAME = "prune"
 HELP = "prune a model layer by layer (ThiNet or a baseline criterion), fine-tune, save it"
@@ -96,13 +97,11 @@ def _schedules(args: argparse.Namespace):
     return plan, final
 
 
-def _plan(model, args: argparse.Namespace, strategy, example) -> list:
+def _plan(model: Any, args: argparse.Namespace, strategy: Any, example: Any) -> list:
     """The strategy's steps; for `auto`, the plan listing first (units, skipped layers and why)."""
     from thinet.strategies import plan_units
 
     if args.strategy != "auto":
-        if args.shared_channels:
-            raise ValueError("--shared-channels applies to --strategy auto only")
         steps = strategy(model, args.keep_ratio, example)
         if args.dry_run:
             print("\n".join(f"prune {s.pair.producer} -> {s.pair.consumer} at {s.keep_ratio}" for s in steps))
@@ -128,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     check_keep_ratio(args.keep_ratio, "--keep-ratio (every pruned layer)")
     get_criterion(args.criterion)
     strategy = get_strategy(args.strategy)
+    if args.shared_channels and args.strategy != "auto":
+        raise ValueError("--shared-channels applies to --strategy auto only")
     check_positive(args, "batch_size", "per_class", "samples_per_image", "final_iterations", "eval_max_images")
     if args.finetune_iterations is not None and args.finetune_iterations < 0:
         raise ValueError(f"--finetune-iterations must be >= 0, got {args.finetune_iterations}")
