@@ -178,8 +178,8 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
     >>> graph = build_graph(torchvision.models.resnet18(weights=None), torch.randn(1, 3, 32, 32))
     >>> find_unit(graph, "layer1.0.conv1").plain
     True
-    >>> len(find_unit(graph, "layer1.0.conv2", shared=True).consumers)
-    3
+    >>> find_unit(graph, "layer1.0.conv2", shared=True).producers  # the stem and the stage's block outputs
+    ('layer1.0.conv2', 'layer1.1.conv2', 'conv1')
     """
     model = graph.model
     module = find_layer(model, producer, "producer")
