@@ -1,7 +1,7 @@
 """ThiNet's layer-by-layer loop (§3.1, Fig. 1): select → prune → fine-tune, one layer at a time.
 
 Each step chooses the producer's channels with a criterion, removes them
-(`thinet.surgery.prune_pair`), fine-tunes per the `FinetunePlan` and saves
+(`thinet.surgery.prune_pair`, or `prune_unit` for a coupled step), fine-tunes per the `FinetunePlan` and saves
 `step_XXX.pt` in the work directory. A killed run restarts at the first
 unfinished step; fine-tuning inside a step resumes from its epoch checkpoint.
 
@@ -85,9 +85,10 @@ def _count_images(batches: Any) -> int | None:
 
 
 def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
-              example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> None:
+              example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> Any:
+    """Check every step before any compute; returns the dependency graph traced for it."""
     from thinet.criteria import get_criterion
-    from thinet.surgery import build_graph, check_pair
+    from thinet.surgery import build_graph, check_pair, find_unit
 
     if plan is not None and not isinstance(plan, FinetunePlan):
         raise PruningError(f"finetune must be a FinetunePlan or None, got {type(plan).__name__}")
@@ -104,10 +105,22 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         if not isinstance(step, PruneStep):
             raise PruningError(f"step {index} must be a PruneStep, got {step!r}")
         check_keep_ratio(step.keep_ratio, f"layer {step.pair.producer!r} (step {index})")
-        check_pair(model, step.pair, example_inputs, graph=graph)
+        if step.coupled:
+            unit = find_unit(graph, step.pair.producer, shared=True)
+            if step.pair.consumer not in unit.consumers:
+                raise PruningError(f"step {index}: {step.pair.consumer!r} is not a consumer of the channel unit "
+                                   f"{unit.describe()}")
+            # A criterion marked `grouped_units` keeps the same count in every group of a grouped unit.
+            if unit.groups > 1 and not getattr(get_criterion(criterion), "grouped_units", False):
+                raise PruningError(f"criterion {criterion!r} cannot prune the grouped unit of layer "
+                                   f"{step.pair.producer!r} ({unit.describe()}): it does not keep the same count "
+                                   "in every group; use thinet or thinet_nols")
+        else:
+            check_pair(model, step.pair, example_inputs, graph=graph)
         if precheck is not None and num_images is not None:
             channels = out_channels_of(find_layer(model, step.pair.producer, "producer"), step.pair.producer)
             precheck(num_images, samples_per_image, channels, step.pair.producer)
+    return graph
 
 
 def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | None, seed: int,
@@ -117,7 +130,8 @@ def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | N
                 "reestimate_bn": reestimate_bn,
                 "finetune": None if plan is None else plan.to_dict(), "optimizer": optimizer.to_dict(),
                 "steps": [{"producer": s.pair.producer, "consumer": s.pair.consumer, "keep_ratio": s.keep_ratio,
-                           "group_end": s.group_end, "finetune_after": s.finetune_after} for s in steps]}
+                           "group_end": s.group_end, "finetune_after": s.finetune_after,
+                           **({"coupled": True} if s.coupled else {})} for s in steps]}
     clash = set(manifest) & set(settings or {})
     if clash:
         raise PruningError(f"settings key {sorted(clash)[0]!r} is reserved by prune_chain")
@@ -126,12 +140,12 @@ def _manifest(steps: Sequence[PruneStep], criterion: str, plan: FinetunePlan | N
 
 def _select(model: nn.Module, step: PruneStep, index: int, criterion: str, batches: Iterable, seed: int,
             samples_per_image: int, device: torch.device, example_inputs: Any,
-            info: DistInfo) -> Selection:
+            info: DistInfo, unit: Any = None) -> Selection:
     from thinet.criteria import CriterionContext, run_criterion
 
     ctx = CriterionContext(model=model, pair=step.pair, batches=batches, keep_ratio=step.keep_ratio,
                            seed=derive_seed(seed, "select", index), samples_per_image=samples_per_image,
-                           device=device, example_inputs=example_inputs)
+                           device=device, example_inputs=example_inputs, unit=unit)
     selection = run_criterion(criterion, ctx)
     if info.enabled:  # every rank must cut the same channels, whatever GPU nondeterminism did
         box = [selection]
@@ -165,13 +179,14 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     The model is returned because a resumed run loads it from disk. Inside a step's
     fine-tuning, `train` saves every `checkpoint_minutes` and on SIGTERM/SIGINT.
     """
-    from thinet.surgery import prune_pair
+    from thinet.surgery import build_graph, find_unit, prune_pair, prune_unit
 
     device = torch.device(device)
     model = model.to(device)
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = example_inputs.to(device)
-    _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches, samples_per_image)
+    graph = _validate(model, steps, criterion, finetune, train_loader, example_inputs, selection_batches,
+                      samples_per_image)
     workdir = Path(workdir)
     info = dist_info()
     if info.is_main:
@@ -184,6 +199,7 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     done, ckpt = latest_step(workdir, len(steps))
     if ckpt is not None:
         model = ckpt["model"].to(device)
+        graph = build_graph(model, example_inputs)
         left = len(steps) - done - 1
         print(f"prune_chain: resuming from {step_path(workdir, done)} (step {done}, {steps[done].pair.producer}); "
               f"{left} step(s) left", file=sys.stderr)
@@ -195,9 +211,14 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         if index <= done:
             offset += sum(s.total_steps(batches_per_epoch) for _, s in phases)
             continue
+        # One trace serves the whole chain: a cut changes channel counts, never the modules or their wiring.
+        unit = find_unit(graph, step.pair.producer, shared=True) if step.coupled else None
         selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
-                            example_inputs, info)
-        model = prune_pair(model, step.pair, selection, example_inputs=example_inputs)
+                            example_inputs, info, unit)
+        if step.coupled:
+            model = prune_unit(model, unit, selection, example_inputs=example_inputs, graph=graph)
+        else:
+            model = prune_pair(model, step.pair, selection, example_inputs=example_inputs, graph=graph)
         if reestimate_bn:
             reestimate_batchnorm(model, selection_batches, device=device)
         metrics: dict[str, Any] = {}

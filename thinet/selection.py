@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 
 import torch
 
@@ -92,16 +93,27 @@ def _first_minimum(values: torch.Tensor, scale: float) -> int:
     return int(torch.nonzero(values <= lowest + tol)[0, 0])
 
 
-def greedy_remove(gram: torch.Tensor, n_remove: int) -> torch.Tensor:
+def greedy_remove(gram: torch.Tensor, n_remove: int, groups: int = 1) -> torch.Tensor:
     """Algorithm 1 on the Gram matrix: the removed channels in the order removed.
+
+    With `groups` > 1 the channels form that many contiguous equal blocks and each
+    block gives up `n_remove / groups` channels: a block that has given its share
+    is no longer a candidate (see `select_coupled`).
 
     >>> g = torch.tensor([[4., 0., 0.], [0., 1., 0.], [0., 0., 9.]])
     >>> greedy_remove(g, 2).tolist()
     [1, 0]
+    >>> greedy_remove(torch.diag(torch.tensor([1., 2., 3., 4.])), 2, groups=2).tolist()
+    [0, 2]
     """
     c = gram.shape[0]
     if not 0 <= n_remove <= c:
         raise PruningError(f"greedy_remove: n_remove must be in [0, {c}], got {n_remove}")
+    if groups < 1 or c % groups or n_remove % groups:
+        raise PruningError(f"greedy_remove: {c} channels and {n_remove} removals do not split into {groups} "
+                           "equal groups")
+    block = torch.arange(c) // (c // groups)
+    quota = torch.zeros(groups, dtype=torch.long)
     g = gram.detach().to(device="cpu", dtype=torch.float64)
     diag = g.diagonal().clone()
     scale = float(diag.abs().max()) if c else 0.0
@@ -112,10 +124,13 @@ def greedy_remove(gram: torch.Tensor, n_remove: int) -> torch.Tensor:
     for _ in range(n_remove):
         values = value_t + 2.0 * cross + diag
         values[taken] = math.inf
+        if groups > 1:
+            values[quota[block] >= n_remove // groups] = math.inf
         best = _first_minimum(values, max(scale, abs(value_t)))
         value_t = float(values[best])
         cross += g[:, best]
         taken[best] = True
+        quota[block[best]] += 1
         order.append(best)
     return torch.tensor(order, dtype=torch.long)
 
@@ -183,6 +198,55 @@ def select_from_gram(gram: torch.Tensor, keep_ratio: float, least_squares: bool 
         # Nothing removed: w = 1 solves G·w = G·1 exactly, no need to solve.
         scale = torch.ones(keep.numel(), dtype=torch.float32)
     return Selection(keep=keep, removed=torch.sort(removed).values, scale=scale)
+
+
+def select_coupled(grams: Mapping[str, torch.Tensor], keep_ratio: float, *, groups: int = 1,
+                   least_squares: bool = True, layer: str = "?") -> Selection:
+    """ThiNet's choice for a channel unit: one greedy selection, one least-squares fit per consumer.
+
+    `grams` maps each consumer of the channels to its G_k = X̂_kᵀX̂_k (`thinet.sampling`).
+    Shared channels: removing channel c removes it from every consumer's input, so
+    the objective is Σ_k Eq. 6 on consumer k's samples, each consumer's rows weighted
+    by 1/(1ᵀG_k1) = 1/Σ_i ŷ_i² so that each consumer's *relative* reconstruction error
+    counts equally whatever its scale; that sum is greedy-minimised like one Gram matrix.
+    `groups` > 1 keeps `num_kept(C/groups, r)` channels in each contiguous block of
+    C/groups (a grouped producer or consumer stays a valid grouped convolution). For a
+    grouped consumer G_k is block-diagonal, so this equals selecting per group on that
+    group's samples: the increment of a candidate depends only on removals in its own
+    block. Each consumer is then refitted by its own Eq. 7 on G_k. With one consumer
+    and `groups=1` this is `select_from_gram`, bit for bit.
+
+    >>> x = torch.randn(60, 6, generator=torch.Generator().manual_seed(0))
+    >>> sel = select_coupled({"conv2": x.T @ x}, 0.5, groups=2)
+    >>> sel.keep.numel(), sorted(sel.consumer_scales)
+    (2, ['conv2'])
+    """
+    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
+    if not grams:
+        raise PruningError(f"layer {layer!r}: no consumer samples to select from")
+    for name, gram in grams.items():
+        _check_gram(gram, f"{layer} -> {name}")
+    c = next(iter(grams.values())).shape[0]
+    if any(g.shape[0] != c for g in grams.values()) or groups < 1 or c % groups:
+        raise PruningError(f"layer {layer!r}: consumers' Gram matrices {[tuple(g.shape) for g in grams.values()]} "
+                           f"do not all cover the same {c} channels in {groups} equal groups")
+    if len(grams) == 1:
+        total = next(iter(grams.values()))
+    else:
+        total = sum(g.double() / max(float(g.double().sum()), 1e-300) for g in grams.values())
+    n_remove = c - groups * num_kept(c // groups, ratio)
+    removed = greedy_remove(total, n_remove, groups)
+    mask = torch.ones(c, dtype=torch.bool)
+    mask[removed] = False
+    keep = torch.nonzero(mask).flatten()
+    scales = {}
+    for name, gram in grams.items():
+        if least_squares and n_remove > 0:
+            scales[name] = least_squares_scale(gram, keep, f"{layer} -> {name}")
+        else:
+            scales[name] = torch.ones(keep.numel(), dtype=torch.float32)
+    return Selection(keep=keep, removed=torch.sort(removed).values, scale=next(iter(scales.values())),
+                     consumer_scales=scales)
 
 
 def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool = True, layer: str = "?") -> Selection:

@@ -31,12 +31,16 @@ class PruneStep:
     which the paper fine-tunes one extra epoch at a lower learning rate (§4.2).
     `finetune_after` is False where the recipe prunes the next layer before fine-tuning
     (ResNet: conv1 and conv2 of a bottleneck, then one fine-tuning per block, §4.3).
+    `coupled` lets the step cut the producer's whole channel unit
+    (`thinet.surgery.find_unit`: grouped convs, a depthwise stage, SE gates, shared
+    channels) instead of requiring exactly one plain consumer.
     """
 
     pair: LayerPair
     keep_ratio: float
     group_end: bool = False
     finetune_after: bool = True
+    coupled: bool = False
 
 
 @dataclass
@@ -45,12 +49,14 @@ class Selection:
 
     `keep` and `removed` are sorted, disjoint LongTensors covering `range(C)`;
     `scale` holds one factor per kept channel (ThiNet's w-hat, Eq. 7), ones when
-    the criterion does not rescale.
+    the criterion does not rescale. `consumer_scales` (consumer name -> factors)
+    is set when a channel unit has several consumers, each refitted on its own.
     """
 
     keep: torch.Tensor
     removed: torch.Tensor
     scale: torch.Tensor
+    consumer_scales: dict[str, torch.Tensor] | None = None
 
     @property
     def num_channels(self) -> int:

@@ -7,6 +7,12 @@ again at lr/10 after the last layer of a VGG group, and --final-* (default
 12x the per-layer budget, lr decaying to lr/100) after the last layer.
 Progress is saved per layer in --workdir, so a killed run restarts at the
 first unfinished layer. Prints parameters and FLOPs before and after.
+With --strategy auto the plan comes first: each channel unit pruned (grouped
+convs, depthwise stages, SE gates; residual streams with --shared-channels)
+and one line per kind of layer skipped, with the reason; --dry-run stops there,
+with the parameters and FLOPs the plan would reach.
+
+    $ thinet prune --model timm:regnetx_002 --dataset imagenet --strategy auto --dry-run --out x.pt
 
 Example (Fashion-MNIST, the model from `thinet train`):
 
@@ -17,9 +23,11 @@ Example (Fashion-MNIST, the model from `thinet train`):
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 NAME = "prune"
 HELP = "prune a model layer by layer (ThiNet or a baseline criterion), fine-tune, save it"
@@ -37,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of filters kept in each pruned layer, the paper's r (default 0.5)")
     parser.add_argument("--strategy", default="vgg16_conv",
                         help="which layers: vgg16_conv, vgg16_tiny, resnet_bottleneck, auto (default vgg16_conv)")
+    parser.add_argument("--shared-channels", action="store_true",
+                        help="with --strategy auto, also prune shared channels (residual block outputs, layers "
+                             "with several consumers); the paper leaves them alone")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (what is pruned, what is skipped and why) and the parameters and "
+                             "FLOPs it would reach, then stop")
     parser.add_argument("--gap", action="store_true",
                         help="after pruning, replace VGG's FC layers by global average pooling and fine-tune "
                              "with the final budget (ThiNet-GAP)")
@@ -85,6 +99,20 @@ def _schedules(args: argparse.Namespace):
     return plan, final
 
 
+def _plan(model: Any, args: argparse.Namespace, strategy: Any, example: Any) -> list:
+    """The strategy's steps; for `auto`, the plan listing first (units, skipped layers and why)."""
+    from thinet.strategies import plan_units
+
+    if args.strategy != "auto":
+        steps = strategy(model, args.keep_ratio, example)
+        if args.dry_run:
+            print("\n".join(f"prune {s.pair.producer} -> {s.pair.consumer} at {s.keep_ratio}" for s in steps))
+        return steps
+    plan = plan_units(model, example, shared_channels=args.shared_channels)
+    print("\n".join(plan.lines()))
+    return plan.steps(args.keep_ratio)
+
+
 def run(args: argparse.Namespace) -> int:
 
     from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
@@ -95,12 +123,14 @@ def run(args: argparse.Namespace) -> int:
     from thinet.models import example_inputs
     from thinet.pipeline import prune_chain
     from thinet.runtime import count_flops, count_params, derive_seed, dist_info, evaluate, train
-    from thinet.strategies import get_strategy
+    from thinet.strategies import get_strategy, prune_with_first_channels
     from thinet.types import check_keep_ratio
 
     check_keep_ratio(args.keep_ratio, "--keep-ratio (every pruned layer)")
     get_criterion(args.criterion)
     strategy = get_strategy(args.strategy)
+    if args.shared_channels and args.strategy != "auto":
+        raise ValueError("--shared-channels applies to --strategy auto only")
     check_positive(args, "batch_size", "per_class", "samples_per_image", "final_iterations", "eval_max_images")
     if args.finetune_iterations is not None and args.finetune_iterations < 0:
         raise ValueError(f"--finetune-iterations must be >= 0, got {args.finetune_iterations}")
@@ -120,9 +150,16 @@ def run(args: argparse.Namespace) -> int:
     if args.gap:
         check_gap_ready(model, label)
     example = example_inputs(model)
-    steps = strategy(model, args.keep_ratio, example)
-    subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
     before = count_params(model), count_flops(model, size)
+    steps = _plan(model, args, strategy, example)
+    if args.dry_run:
+        after_model = prune_with_first_channels(copy.deepcopy(model), steps, example)
+        after = count_params(after_model), count_flops(after_model, size)
+        print(f"dry run: {before[0] / 1e6:.3f}M -> {after[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B -> "
+              f"{after[1] / 1e9:.4f}B FLOPs ({100 * (1 - after[1] / before[1]):.1f} % fewer) at keep ratio "
+              f"{args.keep_ratio}")
+        return 0
+    subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
     print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "
           f"layers with {args.criterion}, keep ratio {args.keep_ratio}")
     tune_loader = make_loader(tune_set, args.batch_size, workers=args.workers, shuffle=True) if plan or args.gap else None

@@ -109,6 +109,8 @@ class CriterionContext:
     samples_per_image: int = 10
     device: torch.device | str | None = None
     example_inputs: torch.Tensor | None = field(default=None, repr=False)
+    # The producer's channel unit (`thinet.surgery.ChannelUnit`) for a coupled step, else None.
+    unit: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.pair, LayerPair):
@@ -148,7 +150,9 @@ class CriterionContext:
 
     @property
     def n_keep(self) -> int:
-        """Channels a criterion must keep: `num_kept(C, keep_ratio)`."""
+        """Channels a criterion must keep: `num_kept(C, keep_ratio)` (per group for a grouped unit)."""
+        if self.unit is not None:
+            return self.unit.n_keep(self.keep_ratio)
         return num_kept(self.num_channels, self.keep_ratio)
 
     def iter_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:

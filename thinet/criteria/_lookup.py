@@ -86,7 +86,12 @@ def validate_selection(name: str, result: object, ctx: CriterionContext) -> Sele
     if scale is not None:
         scale = torch.as_tensor(scale).detach().cpu().flatten()
     check_selection(keep, ctx.num_channels, where, scale=scale, n_keep=ctx.n_keep)
-    return Selection.from_keep(keep.long(), ctx.num_channels, scale)
+    selection = Selection.from_keep(keep.long(), ctx.num_channels, scale)
+    if isinstance(result, Selection) and result.consumer_scales is not None:
+        if not torch.equal(result.keep.cpu(), selection.keep):
+            raise PruningError(f"{where} returned consumer_scales with unsorted keep indices")
+        selection.consumer_scales = {k: v.detach().cpu() for k, v in result.consumer_scales.items()}
+    return selection
 
 
 def run_criterion(name: str, ctx: CriterionContext) -> Selection:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from thinet.criteria._context import CriterionContext
 from thinet.criteria._registry import register_criterion
-from thinet.types import PruningError, Selection
+from thinet.types import LayerPair, PruningError, Selection
 
 
 def needs_samples(num_images: int, samples_per_image: int, num_channels: int, layer: str) -> None:
@@ -32,7 +32,30 @@ def _samples(ctx: CriterionContext):
 def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
     from thinet.selection import select_channels
 
+    if ctx.unit is not None:
+        return _thinet_unit(ctx, least_squares)
     return select_channels(_samples(ctx), ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
+
+
+def _thinet_unit(ctx: CriterionContext, least_squares: bool) -> Selection:
+    """A channel unit (`thinet.surgery.find_unit`): X̂ at every consumer, one coupled selection.
+
+    The first consumer draws from the step's seed, so a unit with one plain consumer
+    samples and selects exactly as the plain pair does.
+    """
+    from thinet.runtime import derive_seed
+    from thinet.sampling import collect_samples
+    from thinet.selection import select_coupled
+
+    grams = {}
+    for index, consumer in enumerate(ctx.unit.consumers):
+        seed = ctx.seed if index == 0 else derive_seed(ctx.seed, "consumer", index)
+        x_hat = collect_samples(ctx.model, LayerPair(ctx.pair.producer, consumer), ctx.batches,
+                                samples_per_image=ctx.samples_per_image, seed=seed, device=ctx.device,
+                                grouped=consumer in ctx.unit.grouped_consumers)
+        grams[consumer] = x_hat.T @ x_hat
+    return select_coupled(grams, ctx.keep_ratio, groups=ctx.unit.groups, least_squares=least_squares,
+                          layer=ctx.pair.producer)
 
 
 @register_criterion("thinet")
@@ -42,6 +65,7 @@ def thinet(ctx: CriterionContext) -> Selection:
 
 
 thinet.precheck = needs_samples  # type: ignore[attr-defined]
+thinet.grouped_units = True  # type: ignore[attr-defined]  # keeps equal counts per group (select_coupled)
 
 
 @register_criterion("thinet_nols")
@@ -51,11 +75,15 @@ def thinet_nols(ctx: CriterionContext) -> Selection:
 
 
 thinet_nols.precheck = needs_samples  # type: ignore[attr-defined]
+thinet_nols.grouped_units = True  # type: ignore[attr-defined]
 
 
 @register_criterion("thinet_forward")
 def thinet_forward(ctx: CriterionContext) -> Selection:
-    """Forward greedy (TPAMI 2019): add the channel best explaining the residual of y-hat, refit w-hat."""
+    """Forward greedy (TPAMI 2019): add the channel best explaining the residual of y-hat, refit w-hat.
+
+    On a channel unit it scores the step's own pair (the first consumer), as the baselines do.
+    """
     from thinet.selection import select_channels_forward
 
     return select_channels_forward(_samples(ctx), ctx.keep_ratio, layer=ctx.pair.producer)

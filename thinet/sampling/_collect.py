@@ -19,19 +19,21 @@ from thinet.sampling._capture import consumer_inputs, resolve_device
 from thinet.sampling._consumers import Consumer, make_consumer
 from thinet.types import LayerPair, PruningError
 
-def _consumer_of(model: nn.Module, pair: LayerPair) -> tuple[nn.Module, Consumer]:
+def _consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False) -> tuple[nn.Module, Consumer]:
     channels = out_channels_of(find_layer(model, pair.producer, "producer"), pair.producer, "producer")
     module = find_layer(model, pair.consumer, "consumer")
-    return module, make_consumer(module, pair.consumer, channels)
+    return module, make_consumer(module, pair.consumer, channels, grouped=grouped)
 
 
 def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch.Tensor, *,
                     samples_per_image: int = 10, seed: int = 0,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+                    device: torch.device | str | None = None, grouped: bool = False) -> torch.Tensor:
     """The m×C float32 sample matrix X̂ for `pair` (m = images × `samples_per_image`).
 
     Rows of image n are rows n·L … n·L+L−1. Forward passes stop at the consumer.
     Indices are drawn on CPU from `seed`, so CPU and CUDA runs pick the same samples.
+    `grouped=True` accepts a grouped consumer conv: L samples per image *per group*
+    (the channel units of `thinet.surgery.find_unit`).
 
     >>> import torch
     >>> from torch import nn
@@ -41,7 +43,7 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
     >>> x_hat.shape
     torch.Size([30, 8])
     """
-    module, consumer = _consumer_of(model, pair)
+    module, consumer = _consumer_of(model, pair, grouped)
     if isinstance(samples_per_image, bool) or not isinstance(samples_per_image, Integral) or samples_per_image < 1:
         raise PruningError(f"layer {pair.producer!r}: samples_per_image must be a positive int, got {samples_per_image!r}")
     if isinstance(seed, bool) or not isinstance(seed, Integral):

@@ -55,11 +55,17 @@ class Consumer:
         raise NotImplementedError
 
 
-def make_consumer(module: nn.Module, name: str, num_channels: int) -> Consumer:
-    """The registered Consumer for `module` (raises PruningError naming `name` for other kinds)."""
-    for kind, cls in _CONSUMERS.items():
-        if type(module) is kind:
-            return cls(module, name, num_channels)
+def make_consumer(module: nn.Module, name: str, num_channels: int, *, grouped: bool = False) -> Consumer:
+    """The registered Consumer for `module` (raises PruningError naming `name` for other kinds).
+
+    `grouped=True` accepts a grouped convolution (a channel unit's consumer, `select_coupled`).
+    """
+    # The exact type first, then subclasses (timm's Linear is an nn.Linear with a dtype cast).
+    kind = type(module) if type(module) in _CONSUMERS else \
+        next((k for k in _CONSUMERS if isinstance(module, k)), None)
+    if kind is not None:
+        cls = _CONSUMERS[kind]
+        return cls(module, name, num_channels, grouped=grouped) if grouped else cls(module, name, num_channels)
     known = ", ".join(k.__name__ for k in _CONSUMERS)
     raise PruningError(f"consumer {name!r} is a {type(module).__name__}; ThiNet sampling supports {known}")
 
@@ -91,10 +97,15 @@ def gram_from_cov(weight_flat: torch.Tensor, cov: torch.Tensor, num_channels: in
 
 @register_consumer(nn.Conv2d)
 class ConvConsumer(Consumer):
-    """x̂_c = Σ_k W[d,c,k]·x[c,k] over the K_h×K_w window of output position (oh, ow)."""
+    """x̂_c = Σ_k W[d,c,k]·x[c,k] over the K_h×K_w window of output position (oh, ow).
 
-    def __init__(self, conv: nn.Conv2d, name: str, num_channels: int) -> None:
-        if conv.groups != 1:
+    A grouped convolution (`grouped=True`) is drawn group by group: each image gives
+    `per_image` samples of every group, and filter d of group g has x̂_c = 0 for the
+    channels c outside g, which it does not read (a block-diagonal Gram matrix).
+    """
+
+    def __init__(self, conv: nn.Conv2d, name: str, num_channels: int, *, grouped: bool = False) -> None:
+        if conv.groups != 1 and not grouped:
             raise PruningError(f"consumer {name!r} has groups={conv.groups}; ThiNet sampling needs groups=1")
         if conv.in_channels != num_channels:
             raise PruningError(f"consumer {name!r} has in_channels={conv.in_channels} but the producer has "
@@ -102,6 +113,20 @@ class ConvConsumer(Consumer):
         self.conv, self.name, self.num_channels = conv, name, num_channels
         self.kernel = tuple(conv.kernel_size)
         self.taps = self.kernel[0] * self.kernel[1]
+        self.groups = conv.groups
+
+    def _dense_weight(self) -> torch.Tensor:
+        """The weight as D×C×K_h×K_w, zero where a grouped filter does not read a channel."""
+        weight = self.conv.weight
+        if self.groups == 1:
+            return weight
+        per_group = self.num_channels // self.groups
+        dense = weight.new_zeros(weight.shape[0], self.num_channels, *weight.shape[2:])
+        filters_per_group = weight.shape[0] // self.groups
+        for g in range(self.groups):
+            rows = slice(g * filters_per_group, (g + 1) * filters_per_group)
+            dense[rows, g * per_group:(g + 1) * per_group] = weight[rows]
+        return dense
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
@@ -124,8 +149,11 @@ class ConvConsumer(Consumer):
     def draw(self, x: torch.Tensor, per_image: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         self._check_input(x)
         out_h, out_w = self._out_size(x.shape[2], x.shape[3])
-        shape = (x.shape[0], per_image)
-        filters = torch.randint(self.conv.out_channels, shape, generator=gen)
+        shape = (x.shape[0], per_image * self.groups)
+        filters_per_group = self.conv.out_channels // self.groups
+        filters = torch.randint(filters_per_group, shape, generator=gen)
+        if self.groups > 1:  # column j samples group j // per_image
+            filters += (torch.arange(shape[1]) // per_image) * filters_per_group
         rows = torch.randint(out_h, shape, generator=gen)
         cols = torch.randint(out_w, shape, generator=gen)
         return filters, rows, cols
@@ -139,10 +167,12 @@ class ConvConsumer(Consumer):
         win_cols = (cols * sw).unsqueeze(-1) + torch.arange(kw, device=dev) * dw  # N×L×Kw
         images = torch.arange(x.shape[0], device=dev).view(-1, 1, 1, 1)
         windows = padded[images, :, win_rows.unsqueeze(-1), win_cols.unsqueeze(-2)]  # N×L×Kh×Kw×C
-        weights = _working(self.conv.weight)[filters]  # N×L×C×Kh×Kw
+        weights = _working(self._dense_weight())[filters]  # N×L×C×Kh×Kw
         return torch.einsum("nlhwc,nlchw->nlc", windows, weights)
 
     def check_streaming(self) -> None:
+        if self.groups != 1:
+            raise PruningError(f"consumer {self.name!r} has groups={self.groups}; streaming Gram needs groups=1")
         width = self.num_channels * self.taps
         if width * width > MAX_COV_ELEMENTS:
             raise PruningError(f"consumer {self.name!r}: streaming Gram needs a {width}×{width} patch covariance, "

@@ -25,8 +25,8 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
     if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-from thinet.strategies.auto import find_prunable_pairs  # noqa: E402
+from thinet.strategies.auto import UnitPlan, find_prunable_pairs, plan_units  # noqa: E402
 from thinet.strategies.vgg import to_gap  # noqa: E402
 
-__all__ = ["Strategy", "available_strategies", "find_prunable_pairs", "get_strategy", "prune_with_first_channels",
+__all__ = ["Strategy", "UnitPlan", "available_strategies", "find_prunable_pairs", "plan_units", "get_strategy", "prune_with_first_channels",
            "register_strategy", "to_gap"]

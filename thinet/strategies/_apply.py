@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from thinet.models import find_layer, out_channels_of
-from thinet.surgery import build_graph, check_pair, prune_pair
+from thinet.surgery import build_graph, check_pair, find_unit, prune_pair, prune_unit
 from thinet.types import PruneStep, Selection, check_keep_ratio, num_kept
 
 
 def prune_with_first_channels(model: nn.Module, steps: list[PruneStep], example_inputs: Any) -> nn.Module:
-    """Apply `steps` keeping the first `num_kept(C, r)` channels of each producer, scale 1.
+    """Apply `steps` keeping the first `num_kept(C, r)` channels of each producer (of each group
+    of a coupled step's unit), scale 1.
 
     Data-free: the architecture (and so #params/#FLOPs) does not depend on which
     channels are kept. Every pair is checked before the model is touched.
@@ -28,8 +29,19 @@ def prune_with_first_channels(model: nn.Module, steps: list[PruneStep], example_
     graph = build_graph(model, example_inputs)
     for step in steps:
         check_keep_ratio(step.keep_ratio, f"layer {step.pair.producer!r}")
-        check_pair(model, step.pair, example_inputs, graph=graph)
+        if step.coupled:
+            find_unit(graph, step.pair.producer, shared=True)
+        else:
+            check_pair(model, step.pair, example_inputs, graph=graph)
     for step in steps:
+        if step.coupled:  # the first channels of every group of the unit
+            unit = find_unit(graph, step.pair.producer, shared=True)
+            width = unit.num_channels // unit.groups
+            first = torch.arange(num_kept(width, step.keep_ratio))
+            keep = torch.cat([g * width + first for g in range(unit.groups)])
+            prune_unit(model, unit, Selection.from_keep(keep, unit.num_channels), example_inputs=example_inputs,
+                       graph=graph)
+            continue
         channels = out_channels_of(find_layer(model, step.pair.producer, "producer"))
         selection = Selection.from_keep(torch.arange(num_kept(channels, step.keep_ratio)), channels)
         prune_pair(model, step.pair, selection, example_inputs=example_inputs, graph=graph)

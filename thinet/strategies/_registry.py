@@ -1,11 +1,12 @@
 """The strategy registry: name -> planner, filled by `@register_strategy` in each strategy module.
 
-A strategy is a callable `(model, keep_ratio, example_inputs) -> list[PruneStep]`; it only
-plans, `thinet.surgery.prune_pair` cuts.
+A strategy is a callable `(model, keep_ratio, example_inputs, **options) -> list[PruneStep]`
+(options such as `auto`'s `shared_channels` are keyword-only); it only plans, the surgery cuts.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -61,11 +62,15 @@ def get_strategy(name: str) -> Strategy:
     entry = _STRATEGIES[name]
 
     @functools.wraps(entry.plan)
-    def checked(model: nn.Module, keep_ratio: float, example_inputs: Any = None) -> list[PruneStep]:
+    def checked(model: nn.Module, keep_ratio: float, example_inputs: Any = None, **options: Any) -> list[PruneStep]:
         check_keep_ratio(keep_ratio, f"strategy {name!r}")
         if entry.traces and example_inputs is None:
             raise PruningError(f"strategy {name!r} traces the model: pass example_inputs "
                                "(e.g. torch.randn(1, 3, 224, 224))")
-        return entry.plan(model, keep_ratio, example_inputs)
+        accepted = inspect.signature(entry.plan).parameters
+        unknown = [key for key in options if key not in accepted]
+        if unknown:
+            raise PruningError(f"strategy {name!r} takes no option {unknown[0]!r}")
+        return entry.plan(model, keep_ratio, example_inputs, **options)
 
     return checked

@@ -4,7 +4,9 @@ The analysis is kept apart from the cutting, as in Torch-Pruning: `_graph.py` tr
 and says what a producer's channels are coupled to; `_pairs.py` decides whether a pair is one
 ThiNet can prune (and names the coupling when it is not); `_cut.py` scales the consumer's kept
 inputs by ŵ and removes the producer's filters, its BatchNorm channels and the consumer's inputs.
-The result is a plain, smaller `nn.Module`.
+`_units.py` extends a pair to a channel unit (grouped convs, a depthwise stage, SE gates, shared
+channels; the derivation is its docstring) and `_unit_cut.py` cuts one. The result is a plain,
+smaller `nn.Module`.
 
 >>> import torch, torchvision
 >>> from thinet.types import LayerPair, Selection
@@ -18,8 +20,17 @@ The result is a plain, smaller `nn.Module`.
 from __future__ import annotations
 
 from thinet.surgery._cut import prune_pair
-from thinet.surgery._graph import Coupling, build_graph, coupling_of, is_prunable_layer, reused_layers
+from thinet.surgery._graph import (
+           Coupling,
+           build_graph,
+           coupling_of,
+           is_prunable_layer,
+           reused_layers,
+)
 from thinet.surgery._pairs import check_pair, consumer_columns, coupling_error
+from thinet.surgery._unit_cut import check_unit_selection, prune_unit
+from thinet.surgery._units import ChannelUnit, UnitRefused, find_unit, is_unit_root
 
-__all__ = ["Coupling", "build_graph", "check_pair", "consumer_columns", "coupling_error", "coupling_of",
-           "is_prunable_layer", "prune_pair", "reused_layers"]
+__all__ = ["ChannelUnit", "Coupling", "UnitRefused", "build_graph", "check_pair", "check_unit_selection",
+           "consumer_columns", "coupling_error", "coupling_of", "find_unit", "is_prunable_layer", "is_unit_root",
+           "prune_pair", "prune_unit", "reused_layers"]

@@ -1,0 +1,85 @@
+"""`thinet bench models`: ThiNet with `--strategy auto` on today's CNNs, built without weights.
+
+Each model is pruned at rate r by `prune_chain` (ThiNet, no fine-tuning) on random
+images at a small input size; params and FLOPs before and after and the time the
+chain took are measured. The README's model table is this function's markdown.
+
+    >>> rows = run_models_bench(["torchvision:resnet18"], image_size=32, images=4)  # doctest: +SKIP
+    >>> print(models_markdown(rows))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from thinet.models import create_model, example_inputs, out_channels_of
+from thinet.pipeline import prune_chain
+from thinet.runtime import count_flops, count_params
+from thinet.strategies import plan_units
+from thinet.types import PruneStep
+
+MODELS = ("torchvision:resnet18", "torchvision:resnet50", "torchvision:mobilenet_v2", "timm:mobilenetv3_small_100",
+          "timm:efficientnet_b0", "timm:regnetx_002", "timm:convnext_atto", "torchvision:densenet121")
+
+
+def samples_needed(model: torch.nn.Module, steps: Sequence[PruneStep], images: int) -> int:
+    """Samples per image so that every step has at least as many samples as channels (Eq. 6), 10 at least."""
+    modules = dict(model.named_modules())
+    widest = max(out_channels_of(modules[s.pair.producer]) for s in steps)
+    return max(10, math.ceil(widest / images))
+
+
+def prune_random(name: str, keep_ratio: float = 0.5, *, image_size: int = 64, images: int = 8,
+                 shared_channels: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Prune model `name` (no weights) with ThiNet on `images` random images; its row of the table."""
+    torch.manual_seed(seed)
+    model = create_model(name, 10).eval()
+    model.thinet_input_size = (3, image_size, image_size)
+    example = example_inputs(model)
+    size = (3, image_size, image_size)
+    plan = plan_units(model, example, shared_channels=shared_channels)
+    steps = plan.steps(keep_ratio)
+    before = count_params(model), count_flops(model, size)
+    gen = torch.Generator().manual_seed(seed)
+    batches = [torch.randn(images, *size, generator=gen)]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as workdir:
+        model = prune_chain(model, steps, criterion="thinet", selection_batches=batches, finetune=None,
+                            train_loader=None, workdir=workdir, seed=seed, device="cpu", example_inputs=example,
+                            samples_per_image=samples_needed(model, steps, images), progress=False)
+    seconds = time.perf_counter() - start
+    after = count_params(model), count_flops(model, size)
+    return {"model": name, "units": len(plan.units), "coupled": sum(not u.plain for u in plan.units),
+            "skipped": len(plan.skipped), "params_before": before[0], "params_after": after[0],
+            "flops_before": before[1], "flops_after": after[1], "seconds": seconds, "model_out": model,
+            "plan": plan}
+
+
+def run_models_bench(models: Sequence[str] = MODELS, keep_ratio: float = 0.5, *, image_size: int = 64,
+                     images: int = 8, shared_channels: bool = False, seed: int = 0) -> list[dict[str, Any]]:
+    """`prune_random` for each model, without the pruned modules."""
+    rows = []
+    for name in models:
+        row = prune_random(name, keep_ratio, image_size=image_size, images=images,
+                           shared_channels=shared_channels, seed=seed)
+        rows.append({k: v for k, v in row.items() if k not in ("model_out", "plan")})
+    return rows
+
+
+def models_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a markdown table (params in millions, FLOPs in MFLOPs at the bench's input)."""
+    header = ("| model | units (coupled) | layers skipped | params before → after (M) | "
+              "MFLOPs before → after | FLOPs cut | pruning time (s) |")
+    lines = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cut = 1 - r["flops_after"] / r["flops_before"]
+        lines.append(f"| {r['model']} | {r['units']} ({r['coupled']}) | {r['skipped']} | "
+                     f"{r['params_before'] / 1e6:.2f} → {r['params_after'] / 1e6:.2f} | "
+                     f"{r['flops_before'] / 1e6:.1f} → {r['flops_after'] / 1e6:.1f} | {100 * cut:.0f} % | "
+                     f"{r['seconds']:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""Channel units: everything that must lose channel c when a producer loses filter c.
+
+ThiNet (§3) prunes filter c of layer i by removing input channel c of layer i+1,
+chosen from samples x̂ of layer i+1's input. The derivation never needs layer i+1
+to be the *next module*: it needs (a) the consumer's input channel c to depend on
+producer channel c alone, and (b) the consumer to be linear in its input. So the
+unit extends through Torch-Pruning's dependency group as follows.
+
+* **Depthwise stage** (MobileNet, EfficientNet): channel c of the expansion conv
+  feeds only depthwise channel c, then BatchNorm and an activation, all per channel:
+  (a) holds, so x̂ is sampled at the consumer *after* the depthwise stage, and the
+  producer, the depthwise conv and their BatchNorms lose channel c together.
+  A squeeze-and-excitation gate (reduce conv over the pooled channels, expand conv
+  back to them, multiply) is cut consistently: its reduce conv loses input c, its
+  expand conv output c. The gate of a kept channel reads the pooled removed
+  channels, so there (a) holds only approximately (`ChannelUnit.gated`).
+* **Grouped consumer** (RegNet, ResNeXt): filters of group g read only the channels
+  of group g, so x̂_c = 0 outside g and the Gram matrix is block-diagonal: the
+  selection splits into one per group. Each group keeps `num_kept(w, r)` of its w
+  channels, so the consumer stays a valid grouped conv. A grouped *producer* loses
+  the same count in each of its groups (`ChannelUnit.groups`).
+* **Shared channels** (residual block outputs, several consumers): every producer
+  adding into the stream and every consumer reading it lose channel c together.
+  Each consumer's input is still linear in the kept channels, so each is refitted by
+  its own Eq. 7 (`thinet.selection.select_coupled`). The prediction is exact for the
+  consumers reading the stream before any other consumer of it; a consumer further
+  down the stream reads kept channels that an earlier block (fed by the cut stream)
+  adds to, so its fit is approximate, as for any layer after a pruned one in §3.1.
+
+With one plain consumer a unit is exactly the pair of §3 (`ChannelUnit.plain`).
+
+    >>> import torch, torchvision
+    >>> from thinet.surgery import build_graph
+    >>> model = torchvision.models.mobilenet_v2(weights=None)
+    >>> unit = find_unit(build_graph(model, torch.randn(1, 3, 32, 32)), "features.2.conv.0.0")
+    >>> unit.consumers, unit.carried
+    (('features.2.conv.2',), ('features.2.conv.1.0',))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch_pruning as tp
+from torch import nn
+from torch_pruning import ops
+
+from thinet.models import find_layer, in_channels_of, out_channels_of
+from thinet.surgery._graph import (
+    _CHANNEL_MIXING_OPS,
+    _PASS_THROUGH,
+    _node_label,
+    out_pruning_fn,
+    reused_layers,
+)
+from thinet.surgery._pairs import consumer_columns
+from thinet.types import LayerPair, PruningError, num_kept
+
+_MAX_LISTED = 4
+# How far back from an SE expand conv its reduce conv may sit (pooling, activations).
+_SE_DEPTH = 8
+
+
+class UnitRefused(PruningError):
+    """A producer whose channels cannot form a unit; `kind` names the reason's family for plan listings."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class ChannelUnit:
+    """The coupled channels of one producer: who loses them, who is refitted.
+
+    `producers`: layers whose output channels are cut (the step's `producer` first);
+    `consumers`: conv/linear layers whose inputs the selection reconstructs;
+    `carried`: depthwise convs and squeeze-and-excitation convs cut along, not refitted;
+    `groups`: the kept count is equal in each of that many contiguous channel blocks;
+    `grouped_consumers`: consumers with groups > 1; `gated`: an SE gate reads the channels.
+    """
+
+    producer: str
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    carried: tuple[str, ...]
+    num_channels: int
+    groups: int = 1
+    grouped_consumers: tuple[str, ...] = ()
+    gated: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """One producer, one plain consumer, nothing in between: the paper's pair."""
+        return (len(self.producers) == 1 and len(self.consumers) == 1 and not self.carried
+                and self.groups == 1)
+
+    @property
+    def shared(self) -> bool:
+        return len(self.producers) > 1 or len(self.consumers) > 1
+
+    @property
+    def pair(self) -> LayerPair:
+        return LayerPair(self.producer, self.consumers[0])
+
+    def n_keep(self, keep_ratio: float) -> int:
+        """Channels kept at rate r: `num_kept` of each group's width, times the groups."""
+        return self.groups * num_kept(self.num_channels // self.groups, keep_ratio)
+
+    def describe(self) -> str:
+        """One line for a plan listing.
+
+        >>> ChannelUnit("a", ("a",), ("b",), ("dw",), 8, gated=True).describe()
+        'a -> b (8 channels; through dw; SE-gated)'
+        """
+        notes = [f"{self.num_channels} channels"]
+        if self.groups > 1:
+            notes.append(f"{self.groups} groups")
+        if len(self.producers) > 1:
+            notes.append(f"shared with {len(self.producers) - 1} more producer(s)")
+        if self.carried:
+            notes.append("through " + ", ".join(self.carried))
+        if self.gated:
+            notes.append("SE-gated")
+        return f"{self.producer} -> {', '.join(self.consumers)} ({'; '.join(notes)})"
+
+
+def is_unit_root(module: nn.Module) -> bool:
+    """Conv2d (grouped allowed, not depthwise) or Linear: a layer whose filters a unit can remove."""
+    if isinstance(module, nn.Conv2d):
+        return not _is_depthwise(module)
+    return isinstance(module, nn.Linear)
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels \
+        and module.out_channels % module.in_channels == 0
+
+
+def _listed(names: list[str]) -> str:
+    text = ", ".join(names[:_MAX_LISTED])
+    return text + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _pooled(node: Any, depth: int = 4) -> bool:
+    """Whether `node` reads its input through a global average pooling (a squeeze-and-excitation reduce)."""
+    frontier = list(node.inputs)
+    for _ in range(depth):
+        for n in frontier:
+            label = f"{type(n.module).__name__} {getattr(n.module, '_grad_fn', '')}".lower()
+            if "mean" in label or "adaptiveavgpool" in label:
+                return True
+        frontier = [i for n in frontier if not isinstance(n.module, (nn.Conv2d, nn.Linear)) for i in n.inputs]
+    return False
+
+
+def _feeds_directly(start: Any, goal: Any, depth: int) -> bool:
+    """Whether `goal` feeds `start` within `depth` graph steps with no other conv/linear layer between."""
+    frontier, seen = [start], set()
+    for _ in range(depth):
+        frontier = [n for node in frontier for n in node.inputs if id(n) not in seen]
+        if any(n is goal for n in frontier):
+            return True
+        seen.update(id(n) for n in frontier)
+        frontier = [n for n in frontier if not isinstance(n.module, (nn.Conv2d, nn.Linear))]
+    return False
+
+
+def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False) -> ChannelUnit:
+    """The channel unit of `producer`, or `UnitRefused` saying why there is none.
+
+    `shared=False` refuses units with several producers or consumers (residual
+    streams), as the paper's ResNet strategy leaves block outputs alone.
+
+    >>> import torch, torchvision
+    >>> from thinet.surgery import build_graph
+    >>> graph = build_graph(torchvision.models.resnet18(weights=None), torch.randn(1, 3, 32, 32))
+    >>> find_unit(graph, "layer1.0.conv1").plain
+    True
+    >>> find_unit(graph, "layer1.0.conv2", shared=True).producers  # the stem and the stage's block outputs
+    ('layer1.0.conv2', 'layer1.1.conv2', 'conv1')
+    """
+    model = graph.model
+    module = find_layer(model, producer, "producer")
+    if not is_unit_root(module):
+        kind = "depthwise" if _is_depthwise(module) else "type"
+        raise UnitRefused(kind, f"layer {producer!r} is a {type(module).__name__}"
+                          f"{' (depthwise: cut with the layer feeding it)' if kind == 'depthwise' else ''}; "
+                          "a unit starts at a Conv2d or Linear")
+    if module not in graph.module2node:
+        raise UnitRefused("unused", f"producer layer {producer!r} is not in the dependency graph (not used in forward)")
+    names = {m: n for n, m in model.named_modules()}
+    channels = out_channels_of(module)
+    group = graph.get_pruning_group(module, out_pruning_fn(module), list(range(channels)))
+    producers, consumers, carried, joins, problems = [producer], [], [], [], []
+    columns: dict[str, list[tuple[int, int]]] = {}
+    nodes: dict[str, Any] = {}
+    for item in group:
+        dep, node = item.dep, item.dep.target
+        target = node.module
+        is_in = graph.is_in_channel_pruning_fn(dep.handler) and not graph.is_out_channel_pruning_fn(dep.handler)
+        if target is module and not is_in:
+            continue
+        if isinstance(target, nn.modules.batchnorm._BatchNorm) or node.type == ops.OPTYPE.PARAMETER:
+            continue  # per-channel affine maps and per-channel scale parameters
+        name = names.get(target) if isinstance(target, nn.Module) else None
+        if node.type == ops.OPTYPE.DEPTHWISE_CONV or _is_depthwise(target):
+            if name not in carried:
+                carried.append(name)
+            continue
+        if node.type in _PASS_THROUGH:
+            op_name = str(getattr(target, "_grad_fn", "") or repr(target)).lower()
+            if any(word in op_name for word in _CHANNEL_MIXING_OPS):
+                problems.append(("mixing", f"{_node_label(node)} (reorders channels)"))
+            elif len(node.inputs) > 1 and not all(i.type == ops.OPTYPE.PARAMETER for i in node.inputs[1:]):
+                joins.append(node)
+            continue
+        if isinstance(target, (nn.Conv2d, nn.Linear)) and name is not None:
+            nodes[name] = node
+            if is_in:
+                consumers.append(name)
+                columns[name] = list(zip(item.idxs, item.root_idxs))
+            elif name not in producers:
+                producers.append(name)
+            continue
+        label = name or _node_label(node)
+        kind = type(target).__name__.lstrip("_")
+        family = "concat" if node.type in (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.SLICE) else \
+            "norm" if "Norm" in kind else "output" if "Output" in kind else "other"
+        problems.append((family, f"{label} ({kind}, {'input' if is_in else 'output'} channels)"))
+    if problems:
+        raise UnitRefused(problems[0][0], f"output channels of {producer!r} are also tied to "
+                          f"{_listed([p for _, p in problems])}, which a channel unit cannot cut consistently")
+    gated = False
+    for expand in list(producers[1:]):  # an SE gate: its expand conv is fed by a reduce conv of these channels
+        reduce = next((c for c in consumers if _pooled(nodes[c])
+                       and _feeds_directly(nodes[expand], nodes[c], _SE_DEPTH)), None)
+        if reduce is not None:
+            producers.remove(expand)
+            consumers.remove(reduce)
+            carried += [reduce, expand]
+            gated = True
+    if not consumers:
+        raise UnitRefused("output", f"output channels of {producer!r} reach no conv/linear consumer "
+                          "(they feed the model output)")
+    if not shared and (len(consumers) > 1 or len(producers) > 1 or (joins and not gated)):
+        others = [n for n in producers[1:] + consumers[1:]] or [_node_label(joins[0])]
+        raise UnitRefused("shared", f"output channels of {producer!r} are shared with {_listed(others)} "
+                          "(a residual stream or several consumers; enable shared channels to prune them)")
+    reused = reused_layers(graph, *producers, *consumers, *carried)
+    if reused:
+        raise UnitRefused("reused", f"layer(s) {_listed(reused)} run more than once per forward pass (shared "
+                          f"weights); the channels of {producer!r} cannot be cut")
+    modules = dict(model.named_modules())
+    for name in consumers:
+        if sorted(columns[name]) != consumer_columns(module, modules[name]):
+            raise UnitRefused("mapping", f"consumer {name!r} does not read the {channels} channels of "
+                              f"{producer!r} as whole contiguous blocks of its {in_channels_of(modules[name])} inputs")
+    grouped = [n for n in consumers if getattr(modules[n], "groups", 1) > 1]
+    groups = 1
+    for name in grouped + [p for p in producers if getattr(modules[p], "groups", 1) > 1]:
+        groups = math.lcm(groups, modules[name].groups)
+    if channels % groups:
+        raise UnitRefused("groups", f"the {channels} channels of {producer!r} do not split into the {groups} "
+                          "groups of its grouped producers and consumers")
+    return ChannelUnit(producer, tuple(producers), tuple(consumers), tuple(carried), channels, groups,
+                       tuple(grouped), gated)
