@@ -9,7 +9,8 @@ comparison, the data-free architecture table, and the benchmarks.
 """
 from __future__ import annotations
 
-from thinet.experiment._arch_table import FORMATS, RECIPES, Recipe, arch_table, build_recipe
+from thinet.experiment._arch_table import FORMATS, RECIPES, Recipe, arch_layer_times, arch_table, build_recipe
+from thinet.experiment._arch_timing import PAPER_MS, TimingPlan, format_breakdown
 from thinet.experiment._bench_sampling import run_sampling_bench
 from thinet.experiment._bench_selection import print_results, run_selection_bench
 from thinet.experiment._bench_train import TARGET_RATIO, run_train_bench
@@ -32,9 +33,10 @@ from thinet.experiment._tracking import Tracker, init_tracking, read_sidecar, tr
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
-    "ConfigError", "FORMATS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "Tracker", "aggregate_rows",
-    "arch_table", "base_row", "build_plan", "build_recipe", "build_run_model", "check_config", "check_gap_ready",
-    "compare_layer", "compare_markdown", "deep_merge", "device_label", "gap_model", "init_tracking", "job_args", "load_config",
+    "ConfigError", "FORMATS", "PAPER_MS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "TimingPlan", "Tracker",
+    "aggregate_rows", "arch_layer_times", "arch_table", "base_row", "build_plan", "build_recipe", "build_run_model",
+    "check_config", "check_gap_ready", "compare_layer", "compare_markdown", "deep_merge", "device_label",
+    "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config",
     "load_model", "load_spec", "log", "make_loader", "print_results", "read_sidecar", "read_yaml_files",
     "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
     "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench",
