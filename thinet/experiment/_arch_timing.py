@@ -99,7 +99,7 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
 def format_breakdown(times: dict[str, dict[str, float]], plan: TimingPlan) -> str:
     """Markdown table of `layer_type_times` output: ms per layer type and its share of the pass.
 
-    >>> print(format_breakdown({"m": {"conv": 3.0, "bn": 1.0, "total": 4.0}}, TimingPlan()).splitlines()[2])
+    >>> print(format_breakdown({"m": {"conv": 3.0, "bn": 1.0, "total": 4.0}}, TimingPlan()).splitlines()[3])
     | m | 3.00 (75%) | 1.00 (25%) | 4.00 |
     """
     kinds = [k for k in next(iter(times.values())) if k != "total"]

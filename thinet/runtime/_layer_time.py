@@ -9,7 +9,7 @@ the point, not the absolute milliseconds (`time_models` measures those).
 >>> from torch import nn
 >>> shares = layer_type_times({"m": nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())}, (3, 16, 16), batch_size=2,
 ...                           rounds=1)["m"]
->>> sorted(shares) == sorted(LAYER_TYPES) + ["other", "total"]
+>>> sorted(shares) == sorted([*LAYER_TYPES, "other", "total"])
 True
 """
 from __future__ import annotations

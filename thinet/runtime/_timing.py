@@ -132,7 +132,7 @@ def _summary(by_pass: Mapping[str, list[benchmark.Measurement]], threads: int) -
 
 
 def time_forward_backward(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 32,
-                          device: str | torch.device | None = None, rounds: int = 3, min_run_time: float = 0.2,
+                          device: str | torch.device | None = None, rounds: int = 3, min_run_time: float = 0.1,
                           threads: int | None = None, channels_last: bool = False, amp: bool = False,
                           seed: int = 0) -> dict[str, float]:
     """`{"forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "threads"}` of one model.
