@@ -9,7 +9,9 @@ comparison, the data-free architecture table, and the benchmarks.
 """
 from __future__ import annotations
 
-from thinet.experiment._arch_table import FORMATS, RECIPES, Recipe, arch_layer_times, arch_table, build_recipe
+from thinet.experiment._arch_table import (
+    FORMATS, RECIPES, Recipe, arch_layer_times, arch_table, build_recipe, run_arch_table_job,
+)
 from thinet.experiment._arch_timing import PAPER_MS, TimingPlan, format_breakdown
 from thinet.experiment._bench_sampling import run_sampling_bench
 from thinet.experiment._bench_selection import print_results, run_selection_bench
@@ -38,7 +40,7 @@ __all__ = [
     "check_config", "check_gap_ready", "compare_layer", "compare_markdown", "deep_merge", "device_label",
     "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config",
     "load_model", "load_spec", "log", "make_loader", "print_results", "read_sidecar", "read_yaml_files",
-    "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
+    "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
     "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench",
     "run_train_job", "save_model", "scratch_model", "start_job", "tracking_uri", "validate_schema",
     "write_compare_csv", "write_compare_outputs", "write_rows", "write_sidecar",

@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from thinet.experiment._arch_timing import TimingPlan, add_timing
-from thinet.runtime import count_flops, count_params, layer_type_times
+from thinet.experiment._arch_timing import TimingPlan, add_timing, timing_plan_of
+from thinet.experiment._jobs import log
+from thinet.runtime import count_flops, count_params, layer_type_times, write_text_atomic
 from thinet.models import create_model
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
 from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS, PruningError
@@ -86,6 +87,8 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise PruningError(f"unknown arch-table row(s) {unknown}; known: {', '.join(known)}")
+    if timing is not None and timing.rows is not None and set(timing.rows) - set(known):
+        raise PruningError(f"unknown timed row(s) {sorted(set(timing.rows) - set(known))}; known: {', '.join(known)}")
     counted = set(wanted) | ({original_of(r).name for r in RECIPES if r.name in wanted} if timing else set())
     rows = []
     for recipe in RECIPES:
@@ -134,8 +137,8 @@ def _columns(rows: list[dict]) -> tuple[str, ...]:
 
 
 def _cells(row: dict, columns: tuple[str, ...]) -> list[str]:
-    return [row[c] if isinstance(row[c], str) else str(row[c]) if isinstance(row[c], int) else f"{row[c]:.2f}"
-            for c in columns]
+    return ["" if row[c] is None else row[c] if isinstance(row[c], str) else str(row[c])
+            if isinstance(row[c], int) else f"{row[c]:.2f}" for c in columns]
 
 
 def format_csv(rows: list[dict]) -> str:
@@ -154,3 +157,11 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 FORMATS: dict[str, Callable[[list[dict]], str]] = {"csv": format_csv, "md": format_markdown}
+
+
+def run_arch_table_job(out: str, timing: dict | None = None, device: str = "auto") -> None:
+    """The workflow's arch-table job: `arch_table.csv`, timed when the config's `arch_timing` is set."""
+    plan = timing_plan_of(timing, device)
+    if plan is not None:
+        log.info(plan.describe())
+    write_text_atomic(out, format_csv(arch_table(progress=log.info, timing=plan)))

@@ -18,6 +18,7 @@ import torch
 
 from thinet.experiment._jobs import device_label, resolve_device
 from thinet.runtime import time_models
+from thinet.types import ARCH_TIMING_COLUMNS
 
 # The paper's forward/backward ms (batch 32, 224×224, one M40 GPU; Tables 1 and 3), never used
 # in a computation except the paper's own speed-ups.
@@ -34,7 +35,8 @@ DEFAULT_BATCH = {"cuda": 32, "cpu": 8}
 @dataclass(frozen=True)
 class TimingPlan:
     """How the timing columns are measured: device, batch, square image side, interleaved rounds,
-    the Timer's `min_run_time` per measurement (s), threads (None: torch's), AMP and channels-last."""
+    the Timer's `min_run_time` per measurement (s), threads (None: torch's), AMP and channels-last, and
+    which rows (None: all; the others keep empty timing cells)."""
 
     device: str = "cpu"
     batch_size: int = DEFAULT_BATCH["cpu"]
@@ -44,6 +46,7 @@ class TimingPlan:
     threads: int | None = None
     amp: bool = False
     channels_last: bool = False
+    rows: tuple[str, ...] | None = None
 
     @classmethod
     def for_device(cls, device: str, batch_size: int | None = None, **options) -> TimingPlan:
@@ -65,7 +68,8 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
                plan: TimingPlan, progress: Callable[[str], None] | None = None) -> list[dict]:
     """`rows` with the timing columns (ARCH_TIMING_COLUMNS) added; `originals` maps each row's model
     to its original's (timed too when not a row), `build(name, device)` builds one architecture."""
-    names = list(dict.fromkeys([r["model"] for r in rows] + [originals[r["model"]] for r in rows]))
+    timed_rows = [r for r in rows if plan.rows is None or r["model"] in plan.rows]
+    names = list(dict.fromkeys([r["model"] for r in timed_rows] + [originals[r["model"]] for r in timed_rows]))
     device = resolve_device(plan.device, "timing device")
     torch.manual_seed(0)
     models = {name: build(name, plan.device) for name in names}
@@ -76,6 +80,9 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
     flops = {r["model"]: r["flops_B"] for r in rows}
     out = []
     for row in rows:
+        if row not in timed_rows:
+            out.append({**row, **dict.fromkeys(ARCH_TIMING_COLUMNS)})
+            continue
         name, original = row["model"], originals[row["model"]]
         mine, base = times[name], times[original]
         paper_f, paper_b = PAPER_MS[name]
@@ -109,3 +116,17 @@ def format_breakdown(times: dict[str, dict[str, float]], plan: TimingPlan) -> st
         cells = [f"{spent[k]:.2f} ({100 * spent[k] / spent['total']:.0f}%)" for k in kinds]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {spent['total']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def timing_plan_of(config_timing: dict | None, device: str) -> TimingPlan | None:
+    """The plan of the workflow's `arch_timing` config key on the config's `device` (None: not timed).
+
+    >>> timing_plan_of({"batch_size": None, "image_size": 64, "rounds": 2}, "cpu").batch_size
+    8
+    """
+    if config_timing is None:
+        return None
+    resolved = resolve_device(device, "config key 'device'")
+    options = {k: tuple(v) if k == "rows" and v is not None else v for k, v in config_timing.items()
+               if k != "batch_size"}
+    return TimingPlan.for_device(str(resolved), config_timing.get("batch_size"), **options)

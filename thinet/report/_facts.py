@@ -23,7 +23,9 @@ class ConfigFacts:
     """`families`: model families ('vgg', 'resnet', 'other') of the experiments outside transfer;
     `criteria_chains`: a pruning chain outside the transfer experiments; `chains`: a pruning chain in
     any experiment (per-layer rows); `pruned_models`: a variant other than the unpruned model (final
-    rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured."""
+    rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured;
+    `arch_timing`: the architecture table is timed (config key `arch_timing` not null; the schema's
+    default `{}` times it)."""
 
     families: frozenset[str]
     criteria_chains: bool
@@ -31,6 +33,7 @@ class ConfigFacts:
     pruned_models: bool
     transfer_experiments: frozenset[str]
     compare_layer: bool
+    arch_timing: bool = False
 
 
 def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -75,4 +78,4 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
             families.add(model_family(_base_model(config, name, exp)))
             criteria_chains |= "chain" in kinds
     return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
-                       bool(config.get("compare_layer")))
+                       bool(config.get("compare_layer")), config.get("arch_timing", {}) is not None)

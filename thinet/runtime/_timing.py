@@ -50,23 +50,25 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
 
 
 class _Probe:
-    """One model on the timing device, with a Timer for each pass."""
+    """One model on the timing device, measured pass by pass with a `torch.utils.benchmark.Timer`."""
 
     def __init__(self, name: str, model: nn.Module, x: torch.Tensor, amp: bool, threads: int,
                  channels_last: bool) -> None:
         self.model = copy.deepcopy(model).to(x.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.x, self.amp = x, amp
-        # Forward: inference (eval mode, no autograd). Backward: the gradient pass alone of the sum of
-        # the outputs in train mode; its forward runs in the Timer's untimed setup, once per block.
-        self.timers = {
-            "forward": benchmark.Timer("forward()", globals={"forward": self.forward}, num_threads=threads,
-                                       label="forward", description=name),
-            "backward": benchmark.Timer("loss.backward(retain_graph=True)", setup="loss = graph()",
-                                        globals={"graph": self.graph}, num_threads=threads, label="backward",
-                                        description=name),
-        }
+        self.x, self.amp, self.name, self.threads = x, amp, name, threads
+
+    def measure(self, pass_: str, min_run_time: float) -> benchmark.Measurement:
+        """Forward: inference (eval mode, no autograd). Backward: the gradient pass alone of the sum of the
+        outputs in train mode, over one graph built (untimed) for this measurement and retained across
+        its runs, then dropped, so only one model's activations are held at a time."""
+        if pass_ == "forward":
+            stmt, scope = "forward()", {"forward": self.forward}
+        else:
+            stmt, scope = "loss.backward(retain_graph=True)", {"loss": self.graph()}
+        timer = benchmark.Timer(stmt, globals=scope, num_threads=self.threads, label=pass_, description=self.name)
+        return timer.blocked_autorange(min_run_time=min_run_time)
 
     def forward(self) -> None:
         self.model.eval()
@@ -117,7 +119,7 @@ def time_models(models: Mapping[str, nn.Module], input_size: Sequence[int], *, b
             if progress:
                 progress(f"round {round_ + 1}/{rounds}: {name}")
             for pass_ in PASSES:
-                measured[name][pass_].append(probe.timers[pass_].blocked_autorange(min_run_time=min_run_time))
+                measured[name][pass_].append(probe.measure(pass_, min_run_time))
     return {name: _summary(by_pass, threads) for name, by_pass in measured.items()}
 
 
