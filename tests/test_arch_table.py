@@ -61,11 +61,13 @@ def test_unknown_row_is_rejected():
 def test_timing_columns_time_the_row_and_its_original():
     # Small input and batch: seconds on a CPU. ThiNet-Tiny has ~1/15 of VGG-16's FLOPs, so it is faster
     # whatever the machine's load; VGG-16, its original, is timed though it is not a requested row.
-    plan = TimingPlan(batch_size=1, image_size=32, rounds=1, min_run_time=0.01, threads=1)
-    (row,) = arch_table(["ThiNet-Tiny"], timing=plan)
+    plan = TimingPlan(batch_size=1, image_size=32, rounds=1, min_run_time=0.01, threads=1, rows=("ThiNet-Tiny",))
+    row, untimed = arch_table(["ThiNet-Tiny", "ThiNet-30"], timing=plan)
+    assert untimed["model"] == "ThiNet-30" and untimed["forward_ms"] is None  # not in plan.rows
     assert row["model"] == "ThiNet-Tiny" and row["flops_ratio"] == pytest.approx(30.94 / 2.01, rel=0.01)
     assert row["forward_speedup"] > 1 and row["backward_speedup"] > 1
     assert row["forward_iqr_ms"] >= 0 and row["timing_threads"] == 1 and row["timing_image_size"] == 32
     assert round(row["paper_forward_speedup"], 2) == 6.44 and round(row["paper_backward_speedup"], 2) == 7.30
-    header = FORMATS["csv"]([row]).splitlines()[0].split(",")
-    assert header == list(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
+    lines = FORMATS["csv"]([row, untimed]).splitlines()
+    assert lines[0].split(",") == list(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
+    assert lines[2].endswith("," * len(ARCH_TIMING_COLUMNS))  # empty timing cells

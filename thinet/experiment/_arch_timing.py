@@ -68,8 +68,9 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
                plan: TimingPlan, progress: Callable[[str], None] | None = None) -> list[dict]:
     """`rows` with the timing columns (ARCH_TIMING_COLUMNS) added; `originals` maps each row's model
     to its original's (timed too when not a row), `build(name, device)` builds one architecture."""
-    timed_rows = [r for r in rows if plan.rows is None or r["model"] in plan.rows]
-    names = list(dict.fromkeys([r["model"] for r in timed_rows] + [originals[r["model"]] for r in timed_rows]))
+    asked = [r["model"] for r in rows if plan.rows is None or r["model"] in plan.rows]
+    names = list(dict.fromkeys(asked + [originals[name] for name in asked]))  # originals timed too
+    timed_rows = [r for r in rows if r["model"] in names]
     device = resolve_device(plan.device, "timing device")
     torch.manual_seed(0)
     models = {name: build(name, plan.device) for name in names}
