@@ -71,3 +71,12 @@ def test_timing_columns_time_the_row_and_its_original():
     lines = FORMATS["csv"]([row, untimed]).splitlines()
     assert lines[0].split(",") == list(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
     assert lines[2].endswith("," * len(ARCH_TIMING_COLUMNS))  # empty timing cells
+
+
+def test_timing_on_a_missing_gpu_fails_before_anything_is_built(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda *a, **k: pytest.fail("built before the check"))
+    assert main(["arch-table", "--timing", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -41,12 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from thinet.cli._args import check_positive
-    from thinet.experiment import FORMATS, TimingPlan, arch_layer_times, arch_table, format_breakdown
+    from thinet.experiment import FORMATS, TimingPlan, arch_layer_times, arch_table, format_breakdown, resolve_device
     from thinet.runtime import write_text_atomic
 
     if args.out is not None and args.out.endswith(("/", "\\")):
         raise ValueError(f"--out {args.out!r} is a directory; give a file name like arch_table.csv")
     check_positive(args, "batch_size", "image_size", "rounds", "threads")
+    if args.timing or args.breakdown:
+        resolve_device(args.device)  # a missing CUDA fails here, before anything is built
     plan = TimingPlan.for_device(args.device, args.batch_size, image_size=args.image_size, rounds=args.rounds,
                                  threads=args.threads, amp=args.amp, channels_last=args.channels_last)
     if args.timing:
