@@ -26,6 +26,7 @@ squares: the pruned models of this run (``metrics.csv``: final against base row,
 diagonal lose part of the FLOPs reduction to layers FLOPs do not count (BatchNorm, ReLU, pooling, memory).
 """
 
+_MAX_RUN_LABELS = 6
 _PAPER = ((PAPER_TABLE1, "Original", ("ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny")),
           (PAPER_TABLE3, "Original", ("ThiNet-70", "ThiNet-50", "ThiNet-30")))
 
@@ -89,7 +90,8 @@ def speedup_vs_flops(frames: dict[str, pd.DataFrame], ctx: ReportContext) -> Fig
             ax.scatter(ours["flops_ratio"], ours[column], color="#1f77b4", s=40, label="paper's architectures, here")
         if not run.empty:
             ax.scatter(run["flops_ratio"], run[column], color="#d62728", marker="s", s=36, label="this run's models")
-        for points in (paper, ours, run):
+        # A run's many chains would bury the labels; the legend says what the squares are.
+        for points in (paper, ours) + ((run,) if len(run) <= _MAX_RUN_LABELS else ()):
             for _, p in points.iterrows():
                 ax.annotate(p["label"], (p["flops_ratio"], p[column]), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")
