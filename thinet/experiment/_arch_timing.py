@@ -111,7 +111,9 @@ def format_breakdown(times: dict[str, dict[str, float]], plan: TimingPlan) -> st
     | m | 3.00 (75%) | 1.00 (25%) | 4.00 |
     """
     kinds = [k for k in next(iter(times.values())) if k != "total"]
-    lines = [f"Forward time by layer type, ms (share of the pass); {plan.describe().split('; paper')[0]}",
+    setting = (f"{plan.device}, batch {plan.batch_size}, {plan.image_size}x{plan.image_size}, "
+               f"{plan.threads or torch.get_num_threads()} thread(s), fp32, median of {plan.rounds} interleaved passes")
+    lines = [f"Forward time by layer type (module hooks), ms (share of the pass); {setting}",
              "| model | " + " | ".join(kinds) + " | total |", "|" + " --- |" * (len(kinds) + 2)]
     for name, spent in times.items():
         cells = [f"{spent[k]:.2f} ({100 * spent[k] / spent['total']:.0f}%)" for k in kinds]
