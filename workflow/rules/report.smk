@@ -58,7 +58,7 @@ def _arch_timing_args():
     timing = config.get("arch_timing")
     if timing is None:
         return ""
-    return shlex.join(["--timing", json.dumps(timing, sort_keys=True), "--device", config["device"]])
+    return shlex.join(["--timing", json.dumps(timing, sort_keys=True), "--device", config.get("device", "auto")])
 
 
 rule arch_table:
@@ -67,9 +67,9 @@ rule arch_table:
         f"{REPORT_RESULTS}/arch_table.csv",
     params:
         timing=_arch_timing_args(),
-    threads: THREADS
+    threads: config.get("threads", 1)  # this file stands alone (tests include it without common.smk)
     resources:
-        gpu=min(GPUS, 1),
+        gpu=min(config.get("gpus", 0), 1),
     log:
         f"{REPORT_RESULTS}/logs/arch_table.log",
     shell:
