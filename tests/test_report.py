@@ -352,3 +352,4 @@ def test_speedup_figure_draws_the_timed_architectures_and_the_runs_models():
     assert len(fig.axes) == 2
     table = build_table("arch_table", {"arch": arch}, ReportContext("demo"))
     assert table.display.loc[1, "speed-up f./b."] == "2.00×/1.50×" and table.display.loc[0, "f./b. (ms)"] == "—"
+    assert table.display.loc[0, "speed-up f./b."] == "—" and table.display.loc[1, "IQR f./b. (ms)"] == "±1.00/±2.00"

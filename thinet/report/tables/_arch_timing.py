@@ -14,18 +14,21 @@ def is_timed(data: pd.DataFrame) -> bool:
     return "forward_ms" in data.columns and data["forward_ms"].notna().any()
 
 
+def _pairs(forward: pd.Series, backward: pd.Series, prefix: str = "", suffix: str = "") -> list[str]:
+    """'2.48×/2.68×' per row; '—' for a row that was not timed."""
+    return ["—" if pd.isna(f) and pd.isna(b) else f"{prefix}{format_value(f, 2, suffix)}/{prefix}{format_value(b, 2, suffix)}"
+            for f, b in zip(forward, backward)]
+
+
 def timing_display(data: pd.DataFrame) -> pd.DataFrame:
     """Display columns: f./b. (ms) with IQR, speed-up, FLOPs ratio, and the paper's."""
-    iqr = [f"±{format_value(f)}/±{format_value(b)}" for f, b in zip(data["forward_iqr_ms"], data["backward_iqr_ms"])]
     return pd.DataFrame({
         "FLOPs ratio": [format_value(v, 2, "×") for v in data["flops_ratio"]],
         "f./b. (ms)": timing_cells(data["forward_ms"], data["backward_ms"]),
-        "IQR f./b. (ms)": iqr,
-        "speed-up f./b.": [f"{format_value(f, 2, '×')}/{format_value(b, 2, '×')}"
-                           for f, b in zip(data["forward_speedup"], data["backward_speedup"])],
+        "IQR f./b. (ms)": _pairs(data["forward_iqr_ms"], data["backward_iqr_ms"], prefix="±"),
+        "speed-up f./b.": _pairs(data["forward_speedup"], data["backward_speedup"], suffix="×"),
         "paper f./b. (ms)": timing_cells(data["paper_forward_ms"], data["paper_backward_ms"]),
-        "paper speed-up f./b.": [f"{format_value(f, 2, '×')}/{format_value(b, 2, '×')}"
-                                 for f, b in zip(data["paper_forward_speedup"], data["paper_backward_speedup"])],
+        "paper speed-up f./b.": _pairs(data["paper_forward_speedup"], data["paper_backward_speedup"], suffix="×"),
     }, index=data.index)
 
 
