@@ -6,9 +6,10 @@ import csv
 import pytest
 
 import thinet.experiment as arch_table_module
-from thinet.experiment import RECIPES, arch_table, build_recipe
+from thinet.experiment import FORMATS, RECIPES, TimingPlan, arch_table, build_recipe
 from thinet.cli import main
 from thinet.runtime import count_flops, count_params
+from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS
 
 ROWS = ["VGG-16", "ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny", "ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30"]
 
@@ -34,7 +35,7 @@ def test_every_row_within_half_a_percent_of_the_paper(measured):
 
 
 def test_cli_writes_csv_atomically(measured, tmp_path, monkeypatch):
-    monkeypatch.setattr(arch_table_module, "arch_table", lambda: measured)  # counted once, in the fixture
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda *args, **kwargs: measured)  # counted once, in the fixture
     out = tmp_path / "sub" / "table.csv"
     assert main(["arch-table", "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
@@ -48,7 +49,7 @@ def test_cli_writes_csv_atomically(measured, tmp_path, monkeypatch):
 
 
 def test_markdown_format_to_stdout(measured, capsys, monkeypatch):
-    monkeypatch.setattr(arch_table_module, "arch_table", lambda: measured)
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda *args, **kwargs: measured)
     assert main(["arch-table", "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| model | params_M | params_with_biases_M | flops_B | paper_params_M | paper_flops_B |"
@@ -65,3 +66,27 @@ def test_meta_device_counts_equal_real_tensors():
 def test_unknown_row_is_rejected():
     with pytest.raises(ValueError, match="ThiNet-99"):
         arch_table(["ThiNet-99"])
+
+
+def test_timing_columns_time_the_row_and_its_original():
+    # Small input and batch: seconds on a CPU. ThiNet-Tiny has ~1/15 of VGG-16's FLOPs, so it is faster
+    # whatever the machine's load; VGG-16, its original, is timed though it is not a requested row.
+    plan = TimingPlan(batch_size=1, image_size=32, rounds=1, min_run_time=0.01, threads=1, rows=("ThiNet-Tiny",))
+    row, untimed = arch_table(["ThiNet-Tiny", "ThiNet-30"], timing=plan)
+    assert untimed["model"] == "ThiNet-30" and untimed["forward_ms"] is None  # not in plan.rows
+    assert row["model"] == "ThiNet-Tiny" and row["flops_ratio"] == pytest.approx(30.94 / 2.01, rel=0.01)
+    assert row["forward_speedup"] > 1 and row["backward_speedup"] > 1
+    assert row["forward_iqr_ms"] >= 0 and row["timing_threads"] == 1 and row["timing_image_size"] == 32
+    assert round(row["paper_forward_speedup"], 2) == 6.44 and round(row["paper_backward_speedup"], 2) == 7.30
+    lines = FORMATS["csv"]([row, untimed]).splitlines()
+    assert lines[0].split(",") == list(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
+    assert lines[2].endswith("," * len(ARCH_TIMING_COLUMNS))  # empty timing cells
+
+
+def test_timing_on_a_missing_gpu_fails_before_anything_is_built(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(arch_table_module, "arch_table", lambda *a, **k: pytest.fail("built before the check"))
+    assert main(["arch-table", "--timing", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -67,9 +67,11 @@ def test_train_prune_eval_end_to_end(fmnist, tmp_path, capsys):
     assert "parameters" in printed and "FLOPs" in printed and "fewer" in printed
     assert not (tmp_path / "pruned.pt.chain").exists()
 
-    assert main(["eval", "--checkpoint", str(pruned), "--data-root", fmnist, "--timing", "--repeats", "1",
-                 "--json", str(report), *FAST]) == 0
+    assert main(["eval", "--checkpoint", str(pruned), "--data-root", fmnist, "--timing", "--rounds", "1",
+                 "--original", str(trained), "--json", str(report), *FAST]) == 0
+    assert "for a FLOPs reduction of" in capsys.readouterr().out  # the pruned model beside its original
     result = json.loads(report.read_text())
+    assert result["original"]["flops"] > result["flops"] and result["original"]["forward_ms"] > 0
     original = torch.load(trained, weights_only=False)
     assert result["images"] == 30 and 0 <= result["top5"] <= 100 and result["top1"] <= result["top5"]
     assert 0 < result["params"] < sum(p.numel() for p in original.parameters())

@@ -285,10 +285,15 @@ TINY_CONFIG = {
 def test_report_plan_follows_the_config():
     plan = report_plan(TINY_CONFIG)
     assert plan["tables"] == ["table1_vgg", "table2_criteria", "table3_resnet", "arch_table"]
-    assert plan["figures"] == ["fig4_layerwise", "tradeoff", "compare_layer"]
+    assert plan["figures"] == ["fig4_layerwise", "tradeoff", "compare_layer", "speedup_vs_flops"]
     transfer = {"name": "t", "bases": {"v": {"model": "vgg16"}},
                 "experiments": {"cub": {"base": "v", "variants": [{"kind": "original"}, {"kind": "transfer"}]}}}
-    assert report_plan(transfer) == {"tables": ["table4_transfer", "arch_table"], "figures": ["tradeoff"]}
+    assert report_plan(transfer) == {"tables": ["table4_transfer", "arch_table"],
+                                     "figures": ["tradeoff", "speedup_vs_flops"]}
+    # Nothing pruned and the architectures not timed: no speed-up to draw.
+    unpruned = {**transfer, "experiments": {"e": {"base": "v", "variants": [{"kind": "original"}]}}}
+    assert report_plan(unpruned)["figures"] == ["speedup_vs_flops"]
+    assert report_plan({**unpruned, "arch_timing": None})["figures"] == []
     with pytest.raises(ValueError, match="experiments.vgg_criteria.base"):
         report_plan({**TINY_CONFIG, "bases": {}})
 
@@ -328,3 +333,23 @@ def test_report_smk_runs_and_builds_the_html_report(tmp_path):
     assert (results / "figures" / "compare_layer.pdf").stat().st_size > 0
     run("--report", str(results / "report.html"))
     assert (results / "report.html").stat().st_size > 100_000
+
+
+def test_speedup_figure_draws_the_timed_architectures_and_the_runs_models():
+    from thinet.report import draw_figure, read_arch_table
+    from thinet.report.figures.speedup import arch_points, run_points
+    from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS
+
+    header = ",".join(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
+    timed = ("ThiNet-30,8.67,2.19,8.66,2.20,3.52,40.0,1.0,90.0,2.0,2.0,1.5,144.45,200.67,1.30,1.34,cpu,8,224,2,0,0")
+    untimed = "ResNet-50,25.56,7.72,25.56,7.72" + "," * len(ARCH_TIMING_COLUMNS)
+    arch = read_arch_table(io.StringIO(f"{header}\n{untimed}\n{timed}\n"))
+    assert arch_points(arch)["label"].tolist() == ["ThiNet-30"]  # the untimed row has no point
+    metrics = synthetic_metrics()
+    points = run_points(metrics)
+    assert len(points) and (points["flops_ratio"] > 1).all() and points["forward_speedup"].notna().all()
+    fig = draw_figure("speedup_vs_flops", {"arch": arch, "metrics": metrics}, ReportContext("demo"))
+    assert len(fig.axes) == 2
+    table = build_table("arch_table", {"arch": arch}, ReportContext("demo"))
+    assert table.display.loc[1, "speed-up f./b."] == "2.00×/1.50×" and table.display.loc[0, "f./b. (ms)"] == "—"
+    assert table.display.loc[0, "speed-up f./b."] == "—" and table.display.loc[1, "IQR f./b. (ms)"] == "±1.00/±2.00"

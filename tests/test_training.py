@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from thinet.runtime import Schedule, atomic_save, evaluate, load_checkpoint, time_forward_backward, train
+from thinet.runtime import (
+    Schedule, atomic_save, evaluate, layer_type_times, load_checkpoint, time_forward_backward, time_models, train,
+)
 
 
 def _blobs(seed: int = 0, n: int = 96) -> TensorDataset:
@@ -179,11 +181,38 @@ def test_evaluate_with_fewer_than_five_classes_uses_top_k_of_all():
 def test_timing_is_positive_and_leaves_the_model_untouched():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    t = time_forward_backward(model, (3, 8, 8), batch_size=4, warmup=1, repeats=3)
+    t = time_forward_backward(model, (3, 8, 8), batch_size=4, rounds=2, min_run_time=0.01)
     assert t["forward_ms"] > 0 and t["backward_ms"] > 0 and math.isfinite(t["backward_ms"])
+    assert t["forward_iqr_ms"] >= 0 and t["threads"] == torch.get_num_threads()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="input_size"):
         time_forward_backward(model, (8, 8))
+    with pytest.raises(ValueError, match="rounds"):
+        time_forward_backward(model, (3, 8, 8), rounds=0)
+
+
+def _head(width: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+
+
+def test_timing_measures_the_model_it_is_given():
+    # ~2000x the FLOPs of the thin model: slower by far more than any noise of a shared machine.
+    # No absolute time is asserted; only the order, for both passes, with the models interleaved.
+    t = time_models({"thin": _head(4), "huge": _head(192)}, (3, 32, 32), batch_size=2, rounds=2,
+                    min_run_time=0.02, threads=1)
+    assert t["huge"]["forward_ms"] > 5 * t["thin"]["forward_ms"]
+    assert t["huge"]["backward_ms"] > 5 * t["thin"]["backward_ms"]
+    assert t["huge"]["threads"] == 1
+
+
+def test_layer_type_times_put_the_time_where_the_layers_are():
+    model = nn.Sequential(nn.Conv2d(3, 128, 3, padding=1), nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    spent = layer_type_times({"m": model}, (3, 32, 32), batch_size=2, rounds=2)["m"]
+    assert spent["bn"] == 0.0  # no BatchNorm layer, no BatchNorm time
+    assert spent["conv"] > max(spent["relu"], spent["pooling"], spent["linear"])
+    assert spent["total"] >= spent["conv"]
 
 
 def test_caffe_bias_rule_doubles_the_bias_lr_and_drops_its_weight_decay():

@@ -56,6 +56,8 @@ _API = {
     "train": "thinet.runtime",
     "evaluate": "thinet.runtime",
     "time_forward_backward": "thinet.runtime",
+    "time_models": "thinet.runtime",
+    "layer_type_times": "thinet.runtime",
     "FinetunePlan": "thinet.pipeline",
     "prune_chain": "thinet.pipeline",
     "to_gap": "thinet.strategies",

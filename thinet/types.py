@@ -166,6 +166,12 @@ COMPARE_LAYER_COLUMNS = (
     "config", "dataset", "model", "layer", "keep_ratio", "seed", "criterion", "top1", "top5", "eval_images",
 )
 ARCH_TABLE_COLUMNS = ("model", "params_M", "params_with_biases_M", "flops_B", "paper_params_M", "paper_flops_B")
+# Added after ARCH_TABLE_COLUMNS when the architectures are timed (`thinet arch-table --timing`).
+ARCH_TIMING_COLUMNS = (
+    "flops_ratio", "forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "forward_speedup",
+    "backward_speedup", "paper_forward_ms", "paper_backward_ms", "paper_forward_speedup", "paper_backward_speedup",
+    "timing_device", "timing_batch_size", "timing_image_size", "timing_threads", "timing_amp", "timing_channels_last",
+)
 
 
 class PruningError(ValueError):

@@ -9,7 +9,10 @@ comparison, the data-free architecture table, and the benchmarks.
 """
 from __future__ import annotations
 
-from thinet.experiment._arch_table import FORMATS, RECIPES, Recipe, arch_table, build_recipe
+from thinet.experiment._arch_table import (
+    FORMATS, RECIPES, Recipe, arch_layer_times, arch_table, build_recipe, run_arch_table_job,
+)
+from thinet.experiment._arch_timing import PAPER_MS, TimingPlan, format_breakdown
 from thinet.experiment._bench_models import MODELS, models_markdown, prune_random, run_models_bench, samples_needed
 from thinet.experiment._bench_sampling import run_sampling_bench
 from thinet.experiment._bench_selection import print_results, run_selection_bench
@@ -34,13 +37,15 @@ from thinet.experiment._pretrain_job import run_pretrain_job
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
-    "ConfigError", "FORMATS", "MODELS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "Tracker", "aggregate_rows",
-    "arch_table", "base_row", "build_plan", "build_recipe", "build_run_model", "check_config", "check_gap_ready",
-    "compare_layer", "compare_markdown", "deep_merge", "device_label", "gap_model", "init_tracking", "job_args", "load_config",
-    "load_model", "load_spec", "log", "make_loader", "models_markdown", "print_results", "prune_random", "read_sidecar", "read_yaml_files",
-    "resolve_device", "resolve_pair", "run_chain_job", "run_compare_layer", "run_compare_layer_job", "run_eval_job",
-    "run_models_bench", "run_prepare_data_job", "run_sampling_bench", "run_selection_bench", "run_selection_job",
-    "run_train_bench", "unreadable_count", "run_pretrain_job", "run_train_job", "samples_needed", "save_model",
-    "scratch_model", "start_job", "tracking_uri", "validate_schema",
+    "ConfigError", "FORMATS", "MODELS", "PAPER_MS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "TimingPlan",
+    "Tracker", "aggregate_rows", "arch_layer_times", "arch_table", "base_row", "build_plan", "build_recipe",
+    "build_run_model", "check_config", "check_gap_ready", "compare_layer", "compare_markdown", "deep_merge",
+    "device_label", "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config", "load_model",
+    "load_spec", "log", "make_loader", "models_markdown", "print_results", "prune_random", "read_sidecar",
+    "read_yaml_files", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
+    "run_compare_layer_job", "run_eval_job", "run_models_bench", "run_prepare_data_job", "run_pretrain_job",
+    "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "run_train_job",
+    "samples_needed", "save_model", "scratch_model", "start_job", "tracking_uri", "unreadable_count",
+    "validate_schema",
     "write_compare_csv", "write_compare_outputs", "write_rows", "write_sidecar",
 ]

@@ -1,4 +1,5 @@
-"""Data-free reproduction of the #Param and #FLOPs columns of Tables 1 and 3.
+"""Data-free reproduction of the #Param and #FLOPs columns of Tables 1 and 3 (and, with a
+`TimingPlan`, their f./b. columns: `_arch_timing.py`).
 
 Each paper recipe is applied to the original VGG-16 / ResNet-50 (v1) through
 `prune_pair`, keeping the first channels (which channels are kept does not
@@ -16,10 +17,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from thinet.runtime import model_counts
+from thinet.experiment._arch_timing import TimingPlan, add_timing, timing_plan_of
+from thinet.experiment._jobs import log
+from thinet.runtime import layer_type_times, model_counts, write_text_atomic
 from thinet.models import create_model
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
-from thinet.types import ARCH_TABLE_COLUMNS, PruningError
+from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS, PruningError
 
 COUNT_INPUT_SIZE = (3, 224, 224)
 # Tracing input: VGG's adaptive avgpool gives fc6 its 7×7 map at any size; ResNet's GAP likewise.
@@ -70,18 +73,27 @@ def build_recipe(recipe: Recipe, device: str | torch.device = "meta") -> nn.Modu
     return model
 
 
+def original_of(recipe: Recipe) -> Recipe:
+    """The unpruned row of `recipe`'s base (VGG-16 for ThiNet-GAP), its speed-ups' reference."""
+    return next(r for r in RECIPES if r.base == recipe.base and r.strategy is None and not r.gap)
+
+
 def arch_table(names: list[str] | None = None, progress: Callable[[str], None] | None = None,
-               device: str | torch.device = "meta") -> list[dict]:
+               device: str | torch.device = "meta", timing: TimingPlan | None = None) -> list[dict]:
     """Rows of ARCH_TABLE_COLUMNS for the recipes `names` (all by default); `params_M` in the paper's
-    convention (no conv/linear biases), `params_with_biases_M` beside it."""
+    convention (no conv/linear biases), `params_with_biases_M` beside it; with `timing`, also
+    ARCH_TIMING_COLUMNS, each row's original timed beside it."""
     known = [r.name for r in RECIPES]
     wanted = known if names is None else list(names)
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise PruningError(f"unknown arch-table row(s) {unknown}; known: {', '.join(known)}")
+    if timing is not None and timing.rows is not None and set(timing.rows) - set(known):
+        raise PruningError(f"unknown timed row(s) {sorted(set(timing.rows) - set(known))}; known: {', '.join(known)}")
+    counted = set(wanted) | ({original_of(r).name for r in RECIPES if r.name in wanted} if timing else set())
     rows = []
     for recipe in RECIPES:
-        if recipe.name not in wanted:
+        if recipe.name not in counted:
             continue
         if progress:
             progress(recipe.name)
@@ -96,27 +108,63 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
             "paper_flops_B": recipe.paper_flops_B,
         })
         del model
-    return rows
+    if timing is not None:
+        by_name = {r.name: r for r in RECIPES}
+        rows = add_timing(rows, {r["model"]: original_of(by_name[r["model"]]).name for r in rows},
+                          lambda name, on: build_recipe(by_name[name], on), timing, progress)
+    return [row for row in rows if row["model"] in wanted]
+
+
+RESNET_ROWS = tuple(r.name for r in RECIPES if r.base == "resnet50_v1")
+
+
+def arch_layer_times(names: tuple[str, ...] = RESNET_ROWS, timing: TimingPlan | None = None) -> dict[str, dict]:
+    """Forward ms by layer type (`thinet.runtime.layer_type_times`) of the rows `names`, interleaved:
+    by default the original and the pruned ResNet-50s, to check §4.3's "BN and pooling > 40 %"."""
+    by_name = {r.name: r for r in RECIPES}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise PruningError(f"unknown arch-table row(s) {unknown}; known: {', '.join(by_name)}")
+    timing = timing or TimingPlan()
+    torch.manual_seed(0)
+    models = {name: build_recipe(by_name[name], timing.device) for name in names}
+    return layer_type_times(models, (3, timing.image_size, timing.image_size), batch_size=timing.batch_size,
+                            device=timing.device, rounds=timing.rounds)
 
 
 COLUMNS = ARCH_TABLE_COLUMNS
 
 
-def _cells(row: dict, digits: int) -> list[str]:
-    return [row["model"]] + [f"{row[c]:.{digits}f}" for c in COLUMNS[1:]]
+def _columns(rows: list[dict]) -> tuple[str, ...]:
+    return COLUMNS + (ARCH_TIMING_COLUMNS if rows and "forward_ms" in rows[0] else ())
+
+
+def _cells(row: dict, columns: tuple[str, ...], digits: int) -> list[str]:
+    return ["" if row[c] is None else row[c] if isinstance(row[c], str) else str(row[c])
+            if isinstance(row[c], int) else f"{row[c]:.{digits}f}" for c in columns]
 
 
 def format_csv(rows: list[dict]) -> str:
-    """CSV with ARCH_TABLE_COLUMNS, counts to the unit (6 decimals of M/B), so that differences to the
-    paper are computed from exact counts, not from rounded ones."""
-    return "\n".join([",".join(COLUMNS)] + [",".join(_cells(r, 6)) for r in rows]) + "\n"
+    """CSV with ARCH_TABLE_COLUMNS (and the timing columns when measured), 6 decimals: counts to the unit
+    (M/B), so that differences to the paper are computed from exact counts, not from rounded ones."""
+    columns = _columns(rows)
+    return "\n".join([",".join(columns)] + [",".join(_cells(r, columns, 6)) for r in rows]) + "\n"
 
 
 def format_markdown(rows: list[dict]) -> str:
     """The same table as a Markdown pipe table, 2 decimals (the paper's precision)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r, 2)) + " |" for r in rows]
+    columns = _columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(_cells(r, columns, 2)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 FORMATS: dict[str, Callable[[list[dict]], str]] = {"csv": format_csv, "md": format_markdown}
+
+
+def run_arch_table_job(out: str, timing: dict | None = None, device: str = "auto") -> None:
+    """The workflow's arch-table job: `arch_table.csv`, timed when the config's `arch_timing` is set."""
+    plan = timing_plan_of(timing, device)
+    if plan is not None:
+        log.info(plan.describe())
+    write_text_atomic(out, format_csv(arch_table(progress=log.info, timing=plan)))

@@ -24,6 +24,7 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
     size = input_size_of(model)
     result = evaluate(model, eval_loader(spec, spec["data"]["final_eval_images"]), device=device)
     timing = time_forward_backward(model, size, batch_size=spec["data"]["timing_batch_size"], device=device)
+    timing = {k: timing[k] for k in ("forward_ms", "backward_ms")}  # metrics.csv's columns
     phase = "base" if run["kind"] == "original" else "final"
     row = {**base_row(spec), "step": -1, "layer": "", "phase": phase, "top1": result["top1"],
            "top5": result["top5"], "loss": result["loss"], "eval_images": result["images"],

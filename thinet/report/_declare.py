@@ -44,11 +44,16 @@ class Declaration:
     name: str
     make: Callable[[pd.DataFrame, ReportContext], Any]
     order: int
-    source: str
+    source: str | tuple[str, ...]
     wanted: Callable[[ConfigFacts], bool]
     section: tuple[str, str]
     caption: str
     needs: str = ""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The result files it is computed from; a tuple `source` hands `make` a {source: frame} mapping."""
+        return self.source if isinstance(self.source, tuple) else (self.source,)
 
 
 _DECLARED: dict[str, Declaration] = {}
@@ -63,8 +68,9 @@ def declare(kind: str, name: str, **fields: Any) -> Callable[[Make], Make]:
         if name in _DECLARED:
             raise ValueError(f"{kind} {name!r} is declared twice (already as a {_DECLARED[name].kind})")
         declared = Declaration(kind, name, make, **fields)
-        if declared.source not in SOURCES:
-            raise ValueError(f"{kind} {name!r}: unknown source {declared.source!r}; known: {sorted(SOURCES)}")
+        unknown = [source for source in declared.sources if source not in SOURCES]
+        if unknown:
+            raise ValueError(f"{kind} {name!r}: unknown source(s) {unknown}; known: {sorted(SOURCES)}")
         _DECLARED[name] = declared
         return make
     return register
@@ -94,9 +100,11 @@ def declaration(name: str, kind: str | None = None) -> Declaration:
 def make(kind: str, name: str, inputs: Mapping[str, pd.DataFrame], ctx: ReportContext) -> Any:
     """Compute output `name` from `inputs` ({source: frame}), checking its source is given."""
     spec = declaration(name, kind)
-    if spec.source not in inputs:
-        raise ValueError(f"{kind} {name!r} needs the {spec.source!r} input; given: {sorted(inputs)}")
-    return spec.make(inputs[spec.source], ctx)
+    for source in spec.sources:
+        if source not in inputs:
+            raise ValueError(f"{kind} {name!r} needs the {source!r} input; given: {sorted(inputs)}")
+    frames = inputs[spec.source] if isinstance(spec.source, str) else {s: inputs[s] for s in spec.sources}
+    return spec.make(frames, ctx)
 
 
 def read_inputs(kind: str, names: list[str], files: Mapping[str, str | os.PathLike]) -> dict[str, pd.DataFrame]:
@@ -104,9 +112,9 @@ def read_inputs(kind: str, names: list[str], files: Mapping[str, str | os.PathLi
 
     Every name and needed file is checked before anything is read.
     """
-    needed = {declaration(name, kind).source for name in names}
+    needed = {source for name in names for source in declaration(name, kind).sources}
     for name in names:
-        source = declaration(name, kind).source
-        if source not in files:
-            raise ValueError(f"{kind} {name!r} needs a {source!r} file; given: {sorted(files)}")
+        for source in declaration(name, kind).sources:
+            if source not in files:
+                raise ValueError(f"{kind} {name!r} needs a {source!r} file; given: {sorted(files)}")
     return {source: SOURCES[source][0](path) for source, path in files.items() if source in needed}

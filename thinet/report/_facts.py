@@ -30,7 +30,9 @@ class ConfigFacts:
     any experiment (per-layer rows); `pruned_models`: a variant other than the unpruned model (final
     rows); `transfer_experiments`: the experiments of Table 4; `compare_layer`: §4.1 is configured;
     `criteria_compared`: an experiment outside transfer whose chains prune with ThiNet and another
-    criterion (the paired comparison with ThiNet)."""
+    criterion (the paired comparison with ThiNet).
+    `arch_timing`: the architecture table is timed (config key `arch_timing` not null; the schema's
+    default `{}` times it)."""
 
     families: frozenset[str]
     criteria_chains: bool
@@ -39,6 +41,7 @@ class ConfigFacts:
     transfer_experiments: frozenset[str]
     compare_layer: bool
     criteria_compared: bool
+    arch_timing: bool = False
 
 
 def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -94,4 +97,4 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
             criteria = _chain_criteria(exp)
             compared |= THINET_CRITERION in criteria and len(criteria) > 1
     return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
-                       bool(config.get("compare_layer")), compared)
+                       bool(config.get("compare_layer")), compared, config.get("arch_timing", {}) is not None)

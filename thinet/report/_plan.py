@@ -5,7 +5,7 @@ result files they are computed from, their report sections and their caption fil
 >>> cfg = {"name": "demo", "bases": {"vgg": {"model": "vgg16_small"}},
 ...        "experiments": {"e": {"base": "vgg", "variants": [{"kind": "original"}, {"kind": "chain"}]}}}
 >>> report_plan(cfg)
-{'tables': ['table1_vgg', 'table2_criteria', 'arch_table'], 'figures': ['fig4_layerwise', 'tradeoff']}
+{'tables': ['table1_vgg', 'table2_criteria', 'arch_table'], 'figures': ['fig4_layerwise', 'tradeoff', 'speedup_vs_flops']}
 """
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def report_inputs(names: Iterable[str]) -> dict[str, str]:
 
     >>> report_inputs(["table1_vgg", "arch_table", "tradeoff"])
     {'metrics': 'metrics.csv', 'arch': 'arch_table.csv'}
+    >>> report_inputs(["speedup_vs_flops"])
+    {'arch': 'arch_table.csv', 'metrics': 'metrics.csv'}
     """
-    sources = dict.fromkeys(declaration(name).source for name in names)
+    sources = dict.fromkeys(source for name in names for source in declaration(name).sources)
     return {source: SOURCE_FILES[source] for source in sources}
 
 

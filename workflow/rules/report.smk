@@ -3,6 +3,7 @@
 #   snakemake --report results/<name>/report.html           (every table and figure, with captions)
 # Which tables/figures a config yields, the files they read, their report sections and captions all
 # come from their declarations (one module per output in thinet/report/tables/ and figures/).
+import json
 import os
 import shlex
 import sys
@@ -52,14 +53,28 @@ def _report_args(kind):
     return shlex.join(args)
 
 
+def _arch_timing_args():
+    """The timing flags of the arch-table job: the config's `arch_timing` on its `device` (none when null)."""
+    timing = config.get("arch_timing")
+    if timing is None:
+        return ""
+    return shlex.join(["--timing", json.dumps(timing, sort_keys=True), "--device", config.get("device", "auto")])
+
+
 rule arch_table:
-    """Parameters and FLOPs of every model, beside the paper's (`thinet arch-table`)."""
+    """Parameters and FLOPs of every model (and with `arch_timing` their f./b. ms), beside the paper's."""
     output:
         f"{REPORT_RESULTS}/arch_table.csv",
+    params:
+        timing=_arch_timing_args(),
+    threads: config.get("threads", 1)  # this file stands alone (tests include it without common.smk)
+    resources:
+        gpu=min(config.get("gpus", 0), 1),
     log:
         f"{REPORT_RESULTS}/logs/arch_table.log",
     shell:
-        "{sys.executable} {REPORT_SCRIPTS}/arch_table.py --out {output:q} --log {log:q}"
+        "{sys.executable} {REPORT_SCRIPTS}/arch_table.py --out {output:q} {params.timing} --threads {threads}"
+        " --log {log:q}"
 
 
 # report_tables (CSV for the numbers, Markdown, HTML) and report_figures (PNG, PDF). Everything a rule

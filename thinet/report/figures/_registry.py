@@ -1,7 +1,7 @@
 """The `@figure` declaration, and drawing and saving the declared figures (PNG and PDF) by name.
 
 >>> available_figures()
-['compare_layer', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'tradeoff']
+['compare_layer', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'speedup_vs_flops', 'tradeoff']
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from thinet.report._facts import ConfigFacts
 from thinet.report._style import save_figure
 
 
-def figure(name: str, *, order: int, source: str, wanted: Callable[[ConfigFacts], bool], section: tuple[str, str],
+def figure(name: str, *, order: int, source: str | tuple[str, ...], wanted: Callable[[ConfigFacts], bool], section: tuple[str, str],
            caption: str) -> Callable[[Make], Make]:
     """Declare the decorated `draw(frame, ctx) -> Figure` as figure `name` (see `_declare.Declaration`);
-    `draw` raises ValueError when its frame has nothing to draw.
+    `draw` raises ValueError when its frame has nothing to draw. With several sources, `draw` gets
+    {source: frame}.
 
     >>> @figure("demo_figure", order=99, source="metrics", wanted=lambda facts: facts.chains,
     ...         section=("Figures", "Demo"), caption="A demo.")  # doctest: +SKIP

@@ -6,6 +6,7 @@ import pandas as pd
 from thinet.report._context import ReportContext
 from thinet.report._stats import format_value
 from thinet.report._table import Table
+from thinet.report.tables._arch_timing import is_timed, timing_display, timing_note
 from thinet.report.tables._registry import table
 
 CAPTION = """\
@@ -16,6 +17,9 @@ convolution and fully-connected layers for one image at the model's input size),
 counts (VGG-16 138.34M / 30.94B, ResNet-50 25.56M / 7.72B, ...) and the relative difference in %,
 computed from the exact counts. A difference of more than a fraction of a percent means a different
 architecture or counting convention.
+When the architectures were timed (config key ``arch_timing``), the forward/backward ms (median and
+interquartile range), the speed-up against the original and the FLOPs ratio follow, beside the paper's
+M40 timings (batch 32, 224×224).
 """
 
 
@@ -56,5 +60,8 @@ def arch_table(arch: pd.DataFrame, ctx: ReportContext) -> Table:
         "fully-connected layers for one image. paper columns: Luo, Wu, Lin, ICCV 2017 (Tables 1, 3 and 4); "
         "Δ = (ours − paper) / paper, from the exact counts.",
     ]
+    if is_timed(data):
+        display = pd.concat([display, timing_display(data)], axis=1)
+        notes.append(timing_note(data))
     return Table(name="arch_table", title=f"Architectures: parameters and FLOPs (config `{ctx.config}`)",
                  data=data, display=display, notes=notes)
