@@ -51,13 +51,16 @@ def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
     from thinet.criteria import available_criteria
 
     counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
-    # `criteria: all` x 3 rates + all at seed 1 (VGG), 3 rates (ResNet); every chain and both bases evaluated
-    chains = len(available_criteria()) * 4 + 3
-    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 2, "base_model": 2, "prune_chain": chains,
-                "evaluate": chains + 2, "compare_layer": 1, "aggregate_metrics": 1, "all": 1}
+    # VGG: `criteria: all` at r = 0.5 x 3 seeds and at 0.7, 0.3; Table 1's ThiNet-Conv and ThiNet-Tiny;
+    # ResNet: 3 rates, with and without BN re-estimation. Every chain, scratch, GAP and original evaluated;
+    # the kept bases are made by pretrain_base where they are missing (here: a bare folder).
+    chains = len(available_criteria()) * 5 + 2 + 6
+    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 3, "pretrain_base": 2, "base_model": 2,
+                "prune_chain": chains, "finetune_variant": 2, "evaluate": chains + 2 + 3, "compare_layer": 1,
+                "aggregate_metrics": 1, "all": 1}
     assert {k: counts.get(k) for k in expected} == expected
     # the run settings are written while parsing, one file per run
-    assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == chains + 4
+    assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == chains + 2 + 3 + 2
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -113,8 +116,8 @@ def test_slurm_profile_dry_run(tmp_path):
     from thinet.criteria import available_criteria
 
     counts = dry_run(tmp_path, ROOT / "config" / "smoke.yaml", extra=("--profile", str(tmp_path / "profiles" / "slurm")))
-    # `criteria: all` at seeds 0 and 1 (VGG), one ResNet chain
-    assert counts["prune_chain"] == 2 * len(available_criteria()) + 1 and counts["base_model"] == 2
+    # `criteria: all` at seeds 0 and 1 (VGG), ResNet with and without BN re-estimation
+    assert counts["prune_chain"] == 2 * len(available_criteria()) + 2 and counts["base_model"] == 2
 
 
 def test_slurm_profile_requeues_preempted_jobs():
