@@ -43,6 +43,9 @@ def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
     """Train the base of `spec` from random initialisation with its `pretrain` schedule, evaluate it on
     the whole evaluation split, and write the state_dict to `out` with its record beside it."""
     run = spec["run"]
+    # Read from the dataset itself, not the data step's manifest: the rule has no input made by a job,
+    # so that a fresh clone does not retrain what is committed.
+    spec = {k: v for k, v in spec.items() if k != "manifest"}
     seed_everything(run["seed"])
     model = build_run_model({**run, "checkpoint": None}, spec_dataset(spec, "train"), None)
     device = resolve_device(spec["device"], "config key 'device'")
