@@ -221,3 +221,22 @@ def test_docstring_examples():
     for module in (thinet.models, vgg):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0
+
+
+def test_train_from_scratch_draws_the_architectures_own_initialisation():
+    # PyTorch's layer defaults (std 1/sqrt(3 fan_in)) leave a 13-conv VGG without BatchNorm at chance:
+    # Train from scratch must start as its unpruned original did (Kaiming, fan_out for convs).
+    import math
+
+    from thinet.experiment import scratch_model
+    from thinet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vgg16_small", 10, width_mult=0.25, batch_norm=False, head="fc")
+    fresh = scratch_model(model, seed=3)
+    conv = fresh.features[2]  # conv1_2: 16 -> 16 channels, 3x3
+    assert abs(conv.weight.std().item() - math.sqrt(2 / (16 * 9))) < 0.03
+    fc6 = fresh.classifier[0]
+    assert abs(fc6.weight.std().item() - math.sqrt(2 / fc6.in_features)) < 0.03
+    assert not torch.equal(fresh.features[0].weight, model.features[0].weight)  # drawn anew
+    assert torch.equal(scratch_model(model, seed=3).features[0].weight, fresh.features[0].weight)

@@ -63,6 +63,16 @@ def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
     assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == chains + 2 + 3 + 2
 
 
+@pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
+def test_a_fresh_clone_starts_from_the_committed_bases(tmp_path):
+    # The kept bases are inputs of the run, not outputs to redo: the data step runs on a fresh clone,
+    # and nothing the data step makes may send pretrain_base off retraining the committed files.
+    shutil.copytree(ROOT / "models" / "default", tmp_path / "models" / "default")
+    counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
+    assert counts.get("prepare_data") == 1 and counts.get("base_model") == 2
+    assert "pretrain_base" not in counts
+
+
 @pytest.mark.parametrize("name, expected", [
     ("imagenet_vgg16", {"prepare_data": 1, "selection_subset": 1, "base_model": 1, "prune_chain": 7,
                         "finetune_variant": 3, "evaluate": 11, "aggregate_metrics": 1}),

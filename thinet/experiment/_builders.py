@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.models import VGG
 
 from thinet.experiment._jobs import load_model
-from thinet.models import VGGGap, create_model, input_size_of, replace_last_linear
+from thinet.models import VGGGap, create_model, init_weights, input_size_of, replace_last_linear
 from thinet.runtime import derive_seed
 from thinet.strategies import to_gap
 from thinet.types import PruningError
@@ -60,12 +60,11 @@ def gap_model(model: nn.Module, num_classes: int, seed: int = 0) -> nn.Module:
 
 
 def scratch_model(model: nn.Module, seed: int) -> nn.Module:
-    """A copy of `model`'s (pruned) architecture with every parameter drawn anew from `seed`."""
+    """A copy of `model`'s (pruned) architecture with every parameter drawn anew from `seed`, by the
+    architecture's own initialisation (`thinet.models.init_weights`), as its unpruned original was."""
     fresh = copy.deepcopy(model)
     torch.manual_seed(derive_seed(seed, "scratch-init"))
-    for module in fresh.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    init_weights(fresh)
     return fresh
 
 

@@ -65,11 +65,38 @@ class VGGFc(VGG):
             nn.Linear(channels * pool * pool, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(width, num_classes))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """torchvision's VGG initialisation, with Kaiming-normal fc6/fc7: N(0, 0.01) suits VGG-16's fc6
+        (25,088 inputs: a gain of ~1.6), but a narrow head at that scale shrinks the signal ~100x and the
+        13 convolutions below it, without BatchNorm, do not learn."""
         init_vgg_weights(self)
-        # N(0, 0.01) suits VGG-16's fc6 (25,088 inputs: a gain of ~1.6); a narrow head at that scale
-        # shrinks the signal ~100x and the 13 convolutions below it, without BatchNorm, do not learn.
         for fc in (self.classifier[0], self.classifier[3]):
             nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+
+
+def init_weights(model: nn.Module) -> None:
+    """Draw every parameter of `model` anew with its architecture's own initialisation: the model's
+    `init_weights()` where it has one, torchvision's VGG initialisation for a VGG (PyTorch's layer
+    defaults leave a deep VGG without BatchNorm unable to learn), else each layer's `reset_parameters`.
+    Seed torch's generator first for a reproducible draw.
+
+    >>> import torch
+    >>> net = nn.Sequential(nn.Linear(2, 2)); _ = torch.manual_seed(0); init_weights(net)
+    """
+    own = getattr(model, "init_weights", None)
+    if callable(own):
+        own()
+    elif isinstance(model, VGG):
+        init_vgg_weights(model)
+    else:
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    for module in model.modules():  # statistics belong to the old weights
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
 
 
 def init_vgg_weights(model: nn.Module) -> None:
