@@ -262,11 +262,17 @@ def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool 
     >>> 5 in sel.removed.tolist(), sel.keep.numel()
     (True, 3)
     """
+    ratio, gram = _checked_gram(x_hat, keep_ratio, layer)
+    return select_from_gram(gram, ratio, least_squares, layer)
+
+
+def _checked_gram(x_hat: torch.Tensor, keep_ratio: float, layer: str) -> tuple[float, torch.Tensor]:
+    """The checked keep ratio and X̂ᵀX̂ of checked samples: what both greedy selections start from."""
     ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
     _check_x_hat(x_hat, layer)
     gram = x_hat.T @ x_hat
     _check_finite_columns(gram.diagonal(), layer)
-    return select_from_gram(gram, ratio, least_squares, layer)
+    return ratio, gram
 
 
 def greedy_add(gram: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -345,10 +351,7 @@ def select_channels_forward(x_hat: torch.Tensor, keep_ratio: float, layer: str =
     >>> 5 in sel.removed.tolist(), sel.keep.numel()
     (True, 3)
     """
-    ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
-    _check_x_hat(x_hat, layer)
-    gram = x_hat.T @ x_hat
-    _check_finite_columns(gram.diagonal(), layer)
+    ratio, gram = _checked_gram(x_hat, keep_ratio, layer)
     return forward_select_from_gram(gram, ratio, layer)
 
 
