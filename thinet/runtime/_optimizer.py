@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from thinet.runtime._settings import settings_from_config
+
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
 
@@ -42,13 +44,7 @@ class OptimizerSettings:
         """From a config mapping (None: the defaults); an unknown key is an error naming `where.key`."""
         if config is None or isinstance(config, OptimizerSettings):
             return config or cls()
-        unknown = sorted(set(config) - {"bias_lr_factor", "bias_weight_decay"})
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]} is not an optimizer key (bias_lr_factor, bias_weight_decay)")
-        try:
-            return cls(**dict(config))
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+        return settings_from_config(cls, config, where, "an optimizer")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

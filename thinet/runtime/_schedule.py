@@ -23,7 +23,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-_KEYS = ("epochs", "iterations", "lr", "lr_end", "lr_schedule")
+from thinet.runtime._settings import settings_from_config
+
 LR_SCHEDULES = ("step", "exp", "cosine")
 
 
@@ -63,15 +64,7 @@ class Schedule:
         """Build from a config mapping; unknown keys are an error naming `where.key`."""
         if isinstance(config, Schedule):
             return config
-        if not isinstance(config, Mapping):
-            raise ValueError(f"{where} must be a mapping with keys {list(_KEYS)}, got {config!r}")
-        unknown = sorted(set(config) - set(_KEYS))
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]} is not a schedule key (known: {', '.join(_KEYS)})")
-        try:
-            return cls(**dict(config))
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+        return settings_from_config(cls, config, where, "a schedule")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
