@@ -91,3 +91,32 @@ def test_pretrain_job_writes_weights_and_record(tmp_path, fashion_spec):
     assert record["sha256"] == sha256_of(out) and 0 <= record["top1"] <= 100
     assert set(torch.load(out, weights_only=True)) >= {"features.0.weight", "classifier.6.weight"}
     check_pretrained({**fashion_spec["run"], "checkpoint": str(out)})
+
+
+def test_convergence_check_trains_a_copy_and_reports_the_gain(tmp_path, fashion_spec):
+    from thinet.experiment import run_convergence_check
+
+    kept = tmp_path / "models" / "vgg.pt"
+    kept.parent.mkdir()
+    run_pretrain_job(fashion_spec, kept, checkpoint_minutes=None)
+    before_bytes = kept.read_bytes()
+    out = tmp_path / "bases" / "vgg_converged.json"
+    out.parent.mkdir()
+    report = run_convergence_check(fashion_spec, kept, out, checkpoint_minutes=None)
+    assert json.loads(out.read_text()) == report
+    assert report["top1_before"] == json.loads(record_path(kept).read_text())["top1"]  # the kept weights, unchanged
+    assert report["gain_pp"] == round(report["top1_after"] - report["top1_before"], 2)
+    assert kept.read_bytes() == before_bytes and not list(out.parent.glob("*.train_state.pt"))
+
+
+def test_convergence_check_refuses_a_base_that_is_not_the_configs(tmp_path, fashion_spec):
+    from thinet.experiment import run_convergence_check
+
+    kept = tmp_path / "models" / "vgg.pt"
+    kept.parent.mkdir()
+    run_pretrain_job(fashion_spec, kept, checkpoint_minutes=None)
+    changed = copy.deepcopy(fashion_spec)
+    changed["run"]["pretrain"]["iterations"] = 3
+    with pytest.raises(ValueError, match="--forcerun pretrain_base"):
+        run_convergence_check(changed, kept, tmp_path / "out.json", checkpoint_minutes=None)
+    assert not (tmp_path / "out.json").exists()

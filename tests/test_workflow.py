@@ -65,6 +65,7 @@ def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
                 "prune_chain": chains, "finetune_variant": 2, "evaluate": chains + 2 + 3, "compare_layer": 1,
                 "aggregate_metrics": 1, "all": 1}
     assert {k: counts.get(k) for k in expected} == expected
+    assert "check_base_converged" not in counts  # as costly as a base's training: only asked for by name
     # the run settings are written while parsing, one file per run
     assert len(list((tmp_path / "results" / "default" / "specs").glob("*.json"))) == chains + 2 + 3 + 2
 
@@ -77,6 +78,15 @@ def test_a_fresh_clone_starts_from_the_committed_bases(tmp_path):
     counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
     assert counts.get("prepare_data") == 1 and counts.get("base_model") == 2
     assert "pretrain_base" not in counts
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
+def test_the_convergence_check_of_a_kept_base_runs_when_named(tmp_path):
+    shutil.copytree(ROOT / "models" / "default", tmp_path / "models" / "default")
+    result = snakemake(tmp_path, "-n", "results/default/bases/vgg_converged.json",
+                       "--configfile", str(ROOT / "config" / "default.yaml"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == {"check_base_converged": 1}
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -33,7 +33,7 @@ from thinet.experiment._jobs import (
 )
 from thinet.experiment._metrics import aggregate_rows, base_row, write_rows
 from thinet.experiment._tracking import Tracker, init_tracking, read_sidecar, tracking_uri, write_sidecar
-from thinet.experiment._pretrain_job import run_pretrain_job
+from thinet.experiment._pretrain_job import run_convergence_check, run_pretrain_job
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
@@ -43,7 +43,8 @@ __all__ = [
     "device_label", "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config", "load_model",
     "load_spec", "log", "make_loader", "models_markdown", "print_results", "prune_random", "read_sidecar",
     "read_yaml_files", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
-    "run_compare_layer_job", "run_eval_job", "run_models_bench", "run_prepare_data_job", "run_pretrain_job",
+    "run_compare_layer_job", "run_convergence_check", "run_eval_job", "run_models_bench", "run_prepare_data_job",
+    "run_pretrain_job",
     "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "run_train_job",
     "samples_needed", "save_model", "scratch_model", "start_job", "tracking_uri", "unreadable_count",
     "validate_schema",

@@ -43,27 +43,65 @@ def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
     """Train the base of `spec` from random initialisation with its `pretrain` schedule, evaluate it on
     the whole evaluation split, and write the state_dict to `out` with its record beside it."""
     run = spec["run"]
-    # Read from the dataset itself, not the data step's manifest: the rule has no input made by a job,
-    # so that a fresh clone does not retrain what is committed.
-    spec = {k: v for k, v in spec.items() if k != "manifest"}
+    spec = _without_manifest(spec)
     seed_everything(run["seed"])
     model = build_run_model({**run, "checkpoint": None}, spec_dataset(spec, "train"), None)
-    device = resolve_device(spec["device"], "config key 'device'")
-    state = Path(f"{out}.train_state.pt")
-    log.info("pretraining %s (%s) for %s on %s", run["id"], run["model"], run["pretrain"], device)
-    start = time.perf_counter()
-    train(model, train_loader(spec, run["seed"]), run["pretrain"], device=device, amp=spec["amp"], seed=run["seed"],
-          optimizer=run["training"]["optimizer"], checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
-          log=lambda step, m: log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in m.items())),
-          desc=f"pretrain {run['id']}")
-    seconds = time.perf_counter() - start
-    result = evaluate(model, eval_loader(spec, None), device=device)
-    log.info("%s after pretraining: %s", run["id"], result)
+    result, seconds = _train_and_evaluate(model, spec, run["seed"], Path(f"{out}.train_state.pt"),
+                                          checkpoint_minutes, f"pretrain {run['id']}")
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
     atomic_write_json({**{k: run[k] for k in RECORDED}, "top1": result["top1"], "top5": result["top5"],
                        "loss": result["loss"], "eval_images": result["images"], "train_seconds": round(seconds, 1),
-                       "device": str(device), "sha256": sha256_of(out)}, record_path(out))
+                       "device": str(resolve_device(spec["device"], "config key 'device'")), "sha256": sha256_of(out)}, record_path(out))
+
+
+def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | os.PathLike, *,
+                          checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> dict[str, Any]:
+    """Is the kept base converged? Train it once more with its whole `pretrain` schedule (twice the
+    epochs in all; the data order from seed + 1, so the second pass does not repeat the first) and write
+    its top-1 before and after, and the gain, to the JSON file `out`. The kept file is not changed.
+
+    A base counts as converged when the gain is below 0.3 pp (README, "The bases").
+    """
+    run = spec["run"]
+    spec = _without_manifest(spec)
+    check_pretrained({**run, "checkpoint": str(model_file)})
+    seed_everything(run["seed"] + 1)
+    model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
+    before = evaluate(model, eval_loader(spec, None), device=resolve_device(spec["device"], "config key 'device'"))
+    log.info("%s as kept: %s", run["id"], before)
+    after, seconds = _train_and_evaluate(model, spec, run["seed"] + 1, Path(f"{out}.train_state.pt"),
+                                         checkpoint_minutes, f"pretrain again {run['id']}")
+    report = {"base": run["base"], "model_file": str(model_file), "sha256": sha256_of(model_file),
+              "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
+              "gain_pp": round(after["top1"] - before["top1"], 2), "train_seconds": round(seconds, 1)}
+    log.info("%s trained once more: %s", run["id"], report)
+    atomic_write_json(report, out)
+    return report
+
+
+def _without_manifest(spec: dict) -> dict:
+    # Read from the dataset itself, not the data step's manifest: the rule has no input made by a job,
+    # so that a fresh clone does not retrain what is committed.
+    return {k: v for k, v in spec.items() if k != "manifest"}
+
+
+def _train_and_evaluate(model: Any, spec: dict, seed: int, state: Path, checkpoint_minutes: float,
+                        desc: str) -> tuple[dict[str, Any], float]:
+    """`model` trained in place with the run's `pretrain` schedule, then its result on the whole
+    evaluation split, and the training seconds."""
+    run = spec["run"]
+    device = resolve_device(spec["device"], "config key 'device'")
+    log.info("%s (%s) for %s on %s", desc, run["model"], run["pretrain"], device)
+    start = time.perf_counter()
+    train(model, train_loader(spec, seed), run["pretrain"], device=device, amp=spec["amp"], seed=seed,
+          optimizer=run["training"]["optimizer"], checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
+          log=lambda step, m: log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in m.items())),
+          desc=desc)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, eval_loader(spec, None), device=device)
+    log.info("%s: %s", desc, result)
     state.unlink(missing_ok=True)
+    return result, seconds
 
 
 def check_pretrained(run: dict[str, Any]) -> None:

@@ -71,3 +71,21 @@ rule pretrain_base:
     shell:
         "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
+
+
+# Not part of `all` (it costs as much as the base's own training): ask for it by name,
+# `snakemake --cores all results/default/bases/vgg_converged.json`.
+rule check_base_converged:
+    input:
+        spec=ancient(spec_path("base-{base}")),
+        model=f"models/{NAME}/{{base}}.pt",
+    output:
+        f"{RESULTS}/bases/{{base}}_converged.json",
+    wildcard_constraints:
+        base="|".join(PRETRAINED_BASES) or "(?!x)x",
+    threads: THREADS
+    log:
+        f"{RESULTS}/logs/bases/{{base}}_converged.log",
+    shell:
+        "{sys.executable} {SCRIPTS}/check_base_converged.py --spec {input.spec:q} --model {input.model:q}"
+        " --out {output:q} --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
