@@ -46,12 +46,13 @@ def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
     spec = _without_manifest(spec)
     seed_everything(run["seed"])
     model = build_run_model({**run, "checkpoint": None}, spec_dataset(spec, "train"), None)
-    result, seconds = _train_and_evaluate(model, spec, run["seed"], Path(f"{out}.train_state.pt"),
+    device = resolve_device(spec["device"], "config key 'device'")
+    result, seconds = _train_and_evaluate(model, spec, run["seed"], device, Path(f"{out}.train_state.pt"),
                                           checkpoint_minutes, f"pretrain {run['id']}")
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
     atomic_write_json({**{k: run[k] for k in RECORDED}, "top1": result["top1"], "top5": result["top5"],
                        "loss": result["loss"], "eval_images": result["images"], "train_seconds": round(seconds, 1),
-                       "device": str(resolve_device(spec["device"], "config key 'device'")), "sha256": sha256_of(out)}, record_path(out))
+                       "device": str(device), "sha256": sha256_of(out)}, record_path(out))
 
 
 def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | os.PathLike, *,
@@ -67,9 +68,10 @@ def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | 
     check_pretrained({**run, "checkpoint": str(model_file)})
     seed_everything(run["seed"] + 1)
     model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
-    before = evaluate(model, eval_loader(spec, None), device=resolve_device(spec["device"], "config key 'device'"))
+    device = resolve_device(spec["device"], "config key 'device'")
+    before = evaluate(model, eval_loader(spec, None), device=device)
     log.info("%s as kept: %s", run["id"], before)
-    after, seconds = _train_and_evaluate(model, spec, run["seed"] + 1, Path(f"{out}.train_state.pt"),
+    after, seconds = _train_and_evaluate(model, spec, run["seed"] + 1, device, Path(f"{out}.train_state.pt"),
                                          checkpoint_minutes, f"pretrain again {run['id']}")
     report = {"base": run["base"], "model_file": str(model_file), "sha256": sha256_of(model_file),
               "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
@@ -85,12 +87,11 @@ def _without_manifest(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k != "manifest"}
 
 
-def _train_and_evaluate(model: Any, spec: dict, seed: int, state: Path, checkpoint_minutes: float,
+def _train_and_evaluate(model: Any, spec: dict, seed: int, device: Any, state: Path, checkpoint_minutes: float,
                         desc: str) -> tuple[dict[str, Any], float]:
     """`model` trained in place with the run's `pretrain` schedule, then its result on the whole
     evaluation split, and the training seconds."""
     run = spec["run"]
-    device = resolve_device(spec["device"], "config key 'device'")
     log.info("%s (%s) for %s on %s", desc, run["model"], run["pretrain"], device)
     start = time.perf_counter()
     train(model, train_loader(spec, seed), run["pretrain"], device=device, amp=spec["amp"], seed=seed,
