@@ -65,7 +65,7 @@ def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | 
     """
     run = spec["run"]
     spec = _without_manifest(spec)
-    check_pretrained({**run, "checkpoint": str(model_file)})
+    record = check_pretrained({**run, "checkpoint": str(model_file)})
     seed_everything(run["seed"] + 1)
     model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
     device = resolve_device(spec["device"], "config key 'device'")
@@ -73,7 +73,7 @@ def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | 
     log.info("%s as kept: %s", run["id"], before)
     after, seconds = _train_and_evaluate(model, spec, run["seed"] + 1, device, Path(f"{out}.train_state.pt"),
                                          checkpoint_minutes, f"pretrain again {run['id']}")
-    report = {"base": run["base"], "model_file": str(model_file), "sha256": sha256_of(model_file),
+    report = {"base": run["base"], "model_file": str(model_file), "sha256": record["sha256"],
               "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
               "gain_pp": round(after["top1"] - before["top1"], 2), "train_seconds": round(seconds, 1)}
     log.info("%s trained once more: %s", run["id"], report)
@@ -105,8 +105,9 @@ def _train_and_evaluate(model: Any, spec: dict, seed: int, device: Any, state: P
     return result, seconds
 
 
-def check_pretrained(run: dict[str, Any]) -> None:
-    """The kept base file is the one the config describes: its record matches and its checksum holds."""
+def check_pretrained(run: dict[str, Any]) -> dict[str, Any]:
+    """The kept base file is the one the config describes: its record matches and its checksum holds.
+    Returns the record."""
     path, record_file = Path(run["checkpoint"]), record_path(run["checkpoint"])
     hint = "retrain it with `snakemake --forcerun pretrain_base` (or restore the committed file)"
     if not record_file.exists():
@@ -119,3 +120,4 @@ def check_pretrained(run: dict[str, Any]) -> None:
                              f"'bases.{run['base']}' now gives {expected[key]!r}; {hint}")
     if sha256_of(path) != record["sha256"]:
         raise ValueError(f"{path}: sha256 differs from {record_file} (a damaged or replaced file); {hint}")
+    return record

@@ -29,8 +29,8 @@ from thinet.models.vgg import VGGGap, init_weights, vgg_conv_names
 
 __all__ = [
     "CAFFE_MODELS", "PREFIXES", "VGGGap", "available_models", "convert_caffemodel", "create_model", "example_inputs",
-    "find_layer", "get_constructor", "in_channels_of", "init_weights", "input_size_of", "layer_biases", "out_channels_of",
-    "read_caffemodel", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
+    "find_layer", "get_constructor", "in_channels_of", "init_weights", "input_size_of", "layer_biases",
+    "out_channels_of", "read_caffemodel", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
 ]
 
 
