@@ -100,6 +100,24 @@ def test_gap_and_scratch_inherit_the_source_chain(default_raw, tmp_path):
     assert gap["after"] == scratch["after"] == "vgg_criteria-conv"
     assert (gap["variant"], gap["criterion"], gap["keep_ratio"]) == ("ThiNet-GAP", "thinet", 0.5)
     assert (scratch["variant"], scratch["criterion"], scratch["keep_ratio"]) == ("Train from scratch", "", 0.5)
+    assert not scratch.get("kept") and scratch["checkpoint"] is None  # trained by the run itself
+
+
+def test_only_a_scratch_variant_of_a_base_chain_can_be_kept(default_raw, tmp_path):
+    raw = copy.deepcopy(default_raw)
+    variants = raw["experiments"]["vgg16_table1"]["variants"]
+    assert variants[2]["kind"] == "scratch" and variants[2]["kept"]
+    plan = build_plan(check(copy.deepcopy(raw), tmp_path))
+    assert plan.runs["vgg16_table1-scratch"]["checkpoint"] == "models/default/vgg16_table1-scratch.pt"
+    bad = copy.deepcopy(raw)
+    bad["experiments"]["vgg16_table1"]["variants"][3]["kept"] = True   # the GAP variant
+    with pytest.raises(ConfigError, match=r"variants\[3\]\.kept': only a scratch variant can be kept, not a 'gap'"):
+        check(bad, tmp_path)
+    bad = copy.deepcopy(raw)
+    bad["experiments"]["vgg16_table1"]["variants"].append(
+        {"kind": "scratch", "id": "tiny_scratch", "like": "tiny", "train": {"iterations": 1}, "kept": True})
+    with pytest.raises(ConfigError, match=r"variants\[5\]\.kept': the 'like' variant must be a chain pruning the base"):
+        check(bad, tmp_path)
 
 
 def test_settings_hash_follows_the_settings(default_raw, tmp_path):

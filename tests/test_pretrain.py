@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,9 @@ def test_the_default_config_starts_from_its_kept_bases():
     # Train from scratch gets the base's own budget (Table 1)
     scratch = next(r for r in plan.runs.values() if r["kind"] == "scratch")
     assert scratch["train"] == plan.runs["base-vgg"]["pretrain"]
+    # ... and is kept like the bases (rule pretrain_scratch), so the default run does not train it again
+    assert scratch["kept"] and (root / scratch["checkpoint"]).exists(), f"{scratch['checkpoint']} is not committed"
+    check_pretrained(scratch)
 
 
 @pytest.fixture
@@ -120,3 +124,52 @@ def test_convergence_check_refuses_a_base_that_is_not_the_configs(tmp_path, fash
     with pytest.raises(ValueError, match="--forcerun pretrain_base"):
         run_convergence_check(changed, kept, tmp_path / "out.json", checkpoint_minutes=None)
     assert not (tmp_path / "out.json").exists()
+
+
+def _scratch_run(tmp_path) -> dict:
+    return {"id": "table1-scratch", "kind": "scratch", "experiment": "table1", "base": "vgg", "after": "table1-conv",
+            "model": "vgg16_small", "model_args": {"width_mult": 0.0625, "batch_norm": False, "head": "fc"},
+            "gap": False, "dataset": "fashion_mnist", "strategy": "vgg16_conv", "keep_ratio": 0.5, "seed": 0,
+            "train": {"iterations": 2, "lr": 0.01}, "training": {"batch_size": 8, "optimizer": {}}, "kept": True,
+            "checkpoint": str(tmp_path / "models" / "table1-scratch.pt")}
+
+
+def _chain_model(data, keep_ratio: float) -> torch.nn.Module:
+    """A stand-in for the `like` chain's output: the base pruned by the real surgery, the last channels
+    kept instead of the first."""
+    from thinet.models import create_model, input_size_of
+    from thinet.strategies import get_strategy
+    from thinet.surgery import prune_pair
+    from thinet.types import Selection, num_kept
+
+    model = create_model("vgg16_small", num_classes=data.num_classes, width_mult=0.0625, batch_norm=False,
+                         head="fc")
+    x = torch.zeros(1, *input_size_of(model))
+    for step in get_strategy("vgg16_conv")(model, keep_ratio, x):
+        channels = model.get_submodule(step.pair.producer).out_channels
+        kept = num_kept(channels, keep_ratio)
+        prune_pair(model, step.pair, Selection.from_keep(torch.arange(channels - kept, channels), channels),
+                   example_inputs=x)
+    return model
+
+
+def test_a_kept_scratch_model_is_trained_once_and_loaded_into_the_chains_architecture(tmp_path, fashion_spec):
+    from thinet.experiment._builders import build_run_model
+    from thinet.experiment._jobs import spec_dataset
+
+    run = _scratch_run(tmp_path)
+    Path(run["checkpoint"]).parent.mkdir()
+    spec = {**fashion_spec, "run": run}
+    run_pretrain_job(spec, run["checkpoint"], checkpoint_minutes=None)
+    record = check_pretrained(run)
+    assert record["train"] == run["train"] and record["strategy"] == "vgg16_conv" and 0 <= record["top1"] <= 100
+    data = spec_dataset(spec, "train")
+    model = build_run_model(run, data, _chain_model(data, 0.5))
+    kept = torch.load(run["checkpoint"], weights_only=True)
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match=r"table1-scratch.pt does not fit the architecture of run 'table1-conv'"):
+        build_run_model(run, data, _chain_model(data, 0.25))
+    changed = {**run, "keep_ratio": 0.25}
+    with pytest.raises(ValueError, match=r"keep_ratio=0.5.*'experiments.table1 \(variant table1-scratch\)'.*"
+                                         r"--forcerun pretrain_scratch"):
+        check_pretrained(changed)

@@ -59,9 +59,11 @@ def test_default_config_dry_run_lists_the_whole_grid(tmp_path):
     counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
     # VGG: `criteria: all` at r = 0.5 x 3 seeds and at 0.7, 0.3; Table 1's ThiNet-Conv and ThiNet-Tiny;
     # ResNet: 3 rates, with and without BN re-estimation. Every chain, scratch, GAP and original evaluated;
-    # the kept bases are made by pretrain_base where they are missing (here: a bare folder).
+    # the kept bases and Train from scratch are made by pretrain_base / pretrain_scratch where they are
+    # missing (here: a bare folder).
     chains = registered_criteria() * 5 + 2 + 6
-    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 3, "pretrain_base": 2, "base_model": 2,
+    expected = {"mlflow_store": 1, "prepare_data": 1, "selection_subset": 3, "pretrain_base": 2,
+                "pretrain_scratch": 1, "base_model": 2,
                 "prune_chain": chains, "finetune_variant": 2, "evaluate": chains + 2 + 3, "compare_layer": 1,
                 "aggregate_metrics": 1, "all": 1}
     assert {k: counts.get(k) for k in expected} == expected
@@ -77,7 +79,7 @@ def test_a_fresh_clone_starts_from_the_committed_bases(tmp_path):
     shutil.copytree(ROOT / "models" / "default", tmp_path / "models" / "default")
     counts = dry_run(tmp_path, ROOT / "config" / "default.yaml")
     assert counts.get("prepare_data") == 1 and counts.get("base_model") == 2
-    assert "pretrain_base" not in counts
+    assert "pretrain_base" not in counts and "pretrain_scratch" not in counts
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")

@@ -21,7 +21,7 @@ from torchvision.models import VGG
 from thinet.experiment._jobs import load_model
 from thinet.models import VGGGap, create_model, init_weights, input_size_of, replace_last_linear
 from thinet.runtime import derive_seed
-from thinet.strategies import to_gap
+from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
 from thinet.types import PruningError
 
 # (run settings, training dataset, the model the run starts from or None) -> the model to train
@@ -68,6 +68,25 @@ def scratch_model(model: nn.Module, seed: int) -> nn.Module:
     return fresh
 
 
+def pruned_architecture(run: Mapping[str, Any], data: Any) -> nn.Module:
+    """The architecture a chain of `run`'s strategy and keep ratio makes of `run`'s base, built without
+    data (first channels kept; which ones does not change the shapes), randomly initialised."""
+    model = _base({**run, "pretrained": False, "checkpoint": None}, data, None)
+    x = torch.zeros(1, *input_size_of(model))
+    return prune_with_first_channels(model, get_strategy(run["strategy"])(model, run["keep_ratio"], x), x)
+
+
+def load_kept_weights(model: nn.Module, path: str, like: str) -> nn.Module:
+    """`model` with the state_dict kept at `path`; a file of another architecture is an error naming both."""
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except RuntimeError as err:
+        detail = (str(err).splitlines()[1:] or [str(err)])[0].strip()
+        raise ValueError(f"{path} does not fit the architecture of run {like!r} ({detail}); retrain it with "
+                         f"`snakemake --forcerun pretrain_scratch`") from None
+    return model
+
+
 @_builder("base")
 def _base(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
     model = create_model(run["model"], num_classes=data.num_classes, pretrained=run["pretrained"],
@@ -89,7 +108,8 @@ def _gap(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Modu
 
 @_builder("scratch")
 def _scratch(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    return scratch_model(source, run["seed"])
+    model = scratch_model(source, run["seed"])
+    return load_kept_weights(model, run["checkpoint"], run["after"]) if run.get("kept") else model
 
 
 @_builder("transfer")

@@ -248,9 +248,10 @@ def _training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             "optimizer": dict(config.get("optimizer") or {}), "preprocessing": data["preprocessing"]}
 
 
-def pretrained_file(config_name: str, base: str) -> str:
-    """Where the workflow keeps a base trained by `pretrain` (rule `pretrain_base`)."""
-    return f"models/{config_name}/{base}.pt"
+def pretrained_file(config_name: str, name: str) -> str:
+    """Where the workflow keeps a model it trains once: a base with `pretrain` (rule `pretrain_base`,
+    `name` = the base) or a scratch variant with `kept` (rule `pretrain_scratch`, `name` = its run id)."""
+    return f"models/{config_name}/{name}.pt"
 
 
 def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -282,6 +283,19 @@ def _chain_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, An
                              "seed": seed, "strategy": var["strategy"], "finetune": var["finetune"],
                              **({"reestimate_bn": True} if var.get("reestimate_bn") else {})})
     return runs
+
+
+def _kept_scratch(config: Mapping[str, Any], key: str, kind: str, like: Mapping[str, Any], base: Mapping[str, Any],
+                  run_id: str) -> dict[str, Any]:
+    """A scratch variant trained once by rule `pretrain_scratch` and kept like a `pretrain` base: its
+    architecture is built without data from the base and the `like` chain's strategy and rate."""
+    if kind != "scratch":
+        raise ConfigError(f"config key '{key}.kept': only a scratch variant can be kept, not a {kind!r} one")
+    if like["kind"] != "chain" or like["after"] != base["id"]:
+        raise ConfigError(f"config key '{key}.kept': the 'like' variant must be a chain pruning the base "
+                          f"{base['id']!r} (its architecture is then rebuilt without data)")
+    return {"kept": True, "checkpoint": pretrained_file(config["name"], run_id), "base": base["base"],
+            "model_args": base["model_args"], "gap": base["gap"]}
 
 
 def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], criteria_known: list[str],
@@ -327,6 +341,8 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
             extra = {"train": var.get("train"), "checkpoint": var.get("checkpoint")}
             if kind == "scratch":
                 common["criterion"] = ""
+            if var.get("kept"):
+                extra.update(_kept_scratch(config, key, kind, source, base, f"{exp}-{vid}"))
             new = [{**common, **extra, "id": f"{exp}-{vid}", "variant": label}]
         for run in new:
             run["source_hash"] = runs.get(run["after"], {}).get("hash") if run["after"] else None

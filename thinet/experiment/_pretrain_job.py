@@ -1,11 +1,13 @@
-"""A base model trained once and kept as a file (`bases.<name>.pretrain`), like a published model.
+"""Models trained once and kept as files, like published models: a base with `pretrain`
+(`bases.<name>.pretrain`) and a scratch variant with `kept` (Table 1's "Train from scratch").
 
 The default config starts from converged bases that take longer to train than the whole experiment
 on a CPU, so, as the paper starts from published VGG-16/ResNet-50 weights, it starts from weights
-this workflow's own rule `pretrain_base` produced and that are committed under `models/<config>/`:
-`<base>.pt` (a state_dict), `<base>.json` (how it was trained, its test accuracy, the file's sha256)
-and `<base>.log` (the training log). `snakemake --forcerun pretrain_base` trains them again.
-The base job refuses a file whose record does not match the config or whose checksum is wrong.
+this workflow's own rules `pretrain_base` and `pretrain_scratch` produced and that are committed under
+`models/<config>/`: `<name>.pt` (a state_dict), `<name>.json` (how it was trained, its test accuracy,
+the file's sha256) and `<name>.log` (the training log). `snakemake --forcerun pretrain_base`
+(`pretrain_scratch`) trains them again. The jobs that load them refuse a file whose record does not
+match the config or whose checksum is wrong.
 """
 from __future__ import annotations
 
@@ -16,14 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thinet.experiment._builders import build_run_model
+from thinet.experiment._builders import build_run_model, pruned_architecture, scratch_model
 from thinet.experiment._jobs import eval_loader, log, resolve_device, spec_dataset, train_loader
 from thinet.runtime import (
     DEFAULT_CHECKPOINT_MINUTES, atomic_save, atomic_write_json, evaluate, seed_everything, train,
 )
 
 # What shapes the weights: a record that differs in any of these is another model.
-RECORDED = ("model", "model_args", "dataset", "seed", "pretrain", "training")
+RECORDED = {"base": ("model", "model_args", "dataset", "seed", "pretrain", "training"),
+            "scratch": ("model", "model_args", "gap", "dataset", "strategy", "keep_ratio", "seed", "train",
+                        "training")}
+# Where a kept model's settings live in the config, and the rule that retrains it.
+_ORIGIN = {"base": ("bases.{base}", "pretrain_base"), "scratch": ("experiments.{experiment} (variant {id})",
+                                                                   "pretrain_scratch")}
 
 
 def record_path(model_file: str | os.PathLike) -> Path:
@@ -40,19 +47,27 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
                      checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
-    """Train the base of `spec` from random initialisation with its `pretrain` schedule, evaluate it on
-    the whole evaluation split, and write the state_dict to `out` with its record beside it."""
+    """Train the kept model of `spec` from random initialisation (a base with its `pretrain` schedule, a
+    kept scratch variant with its `train` schedule), evaluate it on the whole evaluation split, and write
+    the state_dict to `out` with its record beside it."""
     run = spec["run"]
     spec = _without_manifest(spec)
     seed_everything(run["seed"])
-    model = build_run_model({**run, "checkpoint": None}, spec_dataset(spec, "train"), None)
+    data = spec_dataset(spec, "train")
+    if run["kind"] == "scratch":
+        model = scratch_model(pruned_architecture(run, data), run["seed"])
+        schedule = run["train"]
+    else:
+        model = build_run_model({**run, "checkpoint": None}, data, None)
+        schedule = run["pretrain"]
     device = resolve_device(spec["device"], "config key 'device'")
-    result, seconds = _train_and_evaluate(model, spec, run["seed"], device, Path(f"{out}.train_state.pt"),
-                                          checkpoint_minutes, f"pretrain {run['id']}")
+    result, seconds = _train_and_evaluate(model, spec, schedule, run["seed"], device,
+                                          Path(f"{out}.train_state.pt"), checkpoint_minutes, f"pretrain {run['id']}")
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
-    atomic_write_json({**{k: run[k] for k in RECORDED}, "top1": result["top1"], "top5": result["top5"],
-                       "loss": result["loss"], "eval_images": result["images"], "train_seconds": round(seconds, 1),
-                       "device": str(device), "sha256": sha256_of(out)}, record_path(out))
+    atomic_write_json({**{k: run[k] for k in RECORDED[run["kind"]]}, "top1": result["top1"],
+                       "top5": result["top5"], "loss": result["loss"], "eval_images": result["images"],
+                       "train_seconds": round(seconds, 1), "device": str(device), "sha256": sha256_of(out)},
+                      record_path(out))
 
 
 def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | os.PathLike, *,
@@ -71,8 +86,9 @@ def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | 
     device = resolve_device(spec["device"], "config key 'device'")
     before = evaluate(model, eval_loader(spec, None), device=device)
     log.info("%s as kept: %s", run["id"], before)
-    after, seconds = _train_and_evaluate(model, spec, run["seed"] + 1, device, Path(f"{out}.train_state.pt"),
-                                         checkpoint_minutes, f"pretrain again {run['id']}")
+    after, seconds = _train_and_evaluate(model, spec, run["pretrain"], run["seed"] + 1, device,
+                                         Path(f"{out}.train_state.pt"), checkpoint_minutes,
+                                         f"pretrain again {run['id']}")
     report = {"base": run["base"], "model_file": str(model_file), "sha256": record["sha256"],
               "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
               "gain_pp": round(after["top1"] - before["top1"], 2), "train_seconds": round(seconds, 1)}
@@ -87,14 +103,14 @@ def _without_manifest(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k != "manifest"}
 
 
-def _train_and_evaluate(model: Any, spec: dict, seed: int, device: Any, state: Path, checkpoint_minutes: float,
-                        desc: str) -> tuple[dict[str, Any], float]:
-    """`model` trained in place with the run's `pretrain` schedule, then its result on the whole
-    evaluation split, and the training seconds."""
+def _train_and_evaluate(model: Any, spec: dict, schedule: dict, seed: int, device: Any, state: Path,
+                        checkpoint_minutes: float, desc: str) -> tuple[dict[str, Any], float]:
+    """`model` trained in place with `schedule`, then its result on the whole evaluation split, and the
+    training seconds."""
     run = spec["run"]
-    log.info("%s (%s) for %s on %s", desc, run["model"], run["pretrain"], device)
+    log.info("%s (%s) for %s on %s", desc, run["model"], schedule, device)
     start = time.perf_counter()
-    train(model, train_loader(spec, seed), run["pretrain"], device=device, amp=spec["amp"], seed=seed,
+    train(model, train_loader(spec, seed), schedule, device=device, amp=spec["amp"], seed=seed,
           optimizer=run["training"]["optimizer"], checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
           log=lambda step, m: log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in m.items())),
           desc=desc)
@@ -106,18 +122,21 @@ def _train_and_evaluate(model: Any, spec: dict, seed: int, device: Any, state: P
 
 
 def check_pretrained(run: dict[str, Any]) -> dict[str, Any]:
-    """The kept base file is the one the config describes: its record matches and its checksum holds.
-    Returns the record."""
+    """The kept file of `run` (a base with `pretrain`, a `kept` scratch variant) is the one the config
+    describes: its record matches and its checksum holds. Returns the record."""
     path, record_file = Path(run["checkpoint"]), record_path(run["checkpoint"])
-    hint = "retrain it with `snakemake --forcerun pretrain_base` (or restore the committed file)"
+    where, rule = _ORIGIN[run["kind"]]
+    where = where.format(**run)
+    hint = f"retrain it with `snakemake --forcerun {rule}` (or restore the committed file)"
     if not record_file.exists():
         raise ValueError(f"{path}: no record {record_file} beside it; {hint}")
     record = json.loads(record_file.read_text())
-    expected = json.loads(json.dumps({k: run[k] for k in RECORDED}))
-    for key in RECORDED:
+    recorded = RECORDED[run["kind"]]
+    expected = json.loads(json.dumps({k: run[k] for k in recorded}))
+    for key in recorded:
         if record.get(key) != expected[key]:
             raise ValueError(f"{path} was trained with {key}={record.get(key)!r}, but config key "
-                             f"'bases.{run['base']}' now gives {expected[key]!r}; {hint}")
+                             f"'{where}' now gives {expected[key]!r}; {hint}")
     if sha256_of(path) != record["sha256"]:
         raise ValueError(f"{path}: sha256 differs from {record_file} (a damaged or replaced file); {hint}")
     return record

@@ -25,12 +25,12 @@ def run_train_job(spec: dict, out: str | os.PathLike, source: str | os.PathLike 
     """Build and train the model of the run of `spec` (starting from the model file `source` when the run
     starts from another run's model); save it to `out` with run.json beside it."""
     run = spec["run"]
-    if run.get("pretrain"):
+    if run.get("pretrain") or run.get("kept"):
         check_pretrained(run)
     seed_everything(run["seed"])
     data = spec_dataset(spec, "train")
     model = build_run_model(run, data, None if source is None else load_model(source))
-    schedule = run["train"]
+    schedule = None if run.get("kept") else run["train"]  # a kept model was trained by its own rule
     info = dist_info()
     tracker = Tracker.open(spec["mlflow"]["experiment"], enabled=spec["mlflow"]["enabled"] and info.is_main)
     out_dir = Path(out).parent

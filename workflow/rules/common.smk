@@ -17,6 +17,8 @@ THREADS = config["threads"]
 CHECKPOINT_MINUTES = config["checkpoint_minutes"]  # a job flag like threads, not in the spec: changing it reruns nothing
 # Bases trained once and kept under models/<name>/ (rule pretrain_base).
 PRETRAINED_BASES = [name for name, base in config["bases"].items() if base.get("pretrain")]
+# Scratch variants trained once and kept there too (rule pretrain_scratch).
+KEPT_SCRATCH = [run_id for run_id, run in PLAN.runs.items() if run.get("kept")]
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them

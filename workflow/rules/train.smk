@@ -9,7 +9,7 @@ def run_inputs(wildcards):
               "mlflow": ancient(MLFLOW_MARKER)}
     if run.get("after"):
         inputs["source"] = model_path(run["after"])
-    if run["kind"] == "transfer" or (run["kind"] == "base" and run.get("checkpoint")):
+    if run["kind"] == "transfer" or (run["kind"] == "base" and run.get("checkpoint")) or run.get("kept"):
         inputs["checkpoint"] = run["checkpoint"]
     return inputs
 
@@ -50,16 +50,21 @@ rule finetune_variant:
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
 
 
-def pretrain_inputs(wildcards):
-    # A kept base is retrained only on request (--forcerun pretrain_base) or when it is missing: its one
-    # input is the spec written while parsing, as ancient(), so a fresh clone's newer spec does not count.
-    # No input produced by a job (the data step): Snakemake reruns whatever such a job feeds, ancient or not.
-    return {"spec": ancient(spec_path(f"base-{wildcards.base}"))}
+def kept_inputs(run_id):
+    # A kept model is retrained only on request (--forcerun) or when it is missing: its one input is the
+    # spec written while parsing, as ancient(), so a fresh clone's newer spec does not count. No input
+    # produced by a job (the data step): Snakemake reruns whatever such a job feeds, ancient or not;
+    # except for a generated fixture dataset (CI), which exists only once the data step has made it.
+    inputs = {"spec": ancient(spec_path(run_id))}
+    dataset = PLAN.runs[run_id]["dataset"]
+    if "fixture" in config["datasets"][dataset]:
+        inputs["data"] = data_marker(dataset)
+    return inputs
 
 
 rule pretrain_base:
     input:
-        unpack(pretrain_inputs),
+        unpack(lambda w: kept_inputs(f"base-{w.base}")),
     output:
         model=f"models/{NAME}/{{base}}.pt",
         record=f"models/{NAME}/{{base}}.json",
@@ -68,6 +73,24 @@ rule pretrain_base:
     threads: THREADS
     log:
         f"models/{NAME}/{{base}}.log",
+    shell:
+        "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
+        " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
+
+
+# Table 1's Train from scratch, when `kept`: trained once like the bases (its budget is the base's), so
+# the default run loads it instead of spending the base's training time again.
+rule pretrain_scratch:
+    input:
+        unpack(lambda w: kept_inputs(w.run)),
+    output:
+        model=f"models/{NAME}/{{run}}.pt",
+        record=f"models/{NAME}/{{run}}.json",
+    wildcard_constraints:
+        run="|".join(KEPT_SCRATCH) or "(?!x)x",  # no kept scratch variant: the rule matches nothing
+    threads: THREADS
+    log:
+        f"models/{NAME}/{{run}}.log",
     shell:
         "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"

@@ -14,7 +14,7 @@ export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-}
 
 if [ "${KEEP_RESULTS:-0}" != 1 ]; then
     rm -rf results/smoke results/smoke_fault results/ci_imagenet_vgg16 results/ci_imagenet_resnet50 results/ci_transfer \
-        models/smoke models/smoke_fault
+        models/smoke models/smoke_fault models/ci_imagenet_vgg16
 fi
 
 step() { echo; echo "=== ci_workflow: $* ==="; }

@@ -1,5 +1,6 @@
-"""Train a base from random init with its `pretrain` schedule and keep it under models/<config>/
-(state_dict, record with accuracy and sha256) (thinet.experiment).
+"""Train a kept model from random init (a base with `pretrain`, rule pretrain_base; a `kept` scratch
+variant, rule pretrain_scratch) and keep it under models/<config>/ (state_dict, record with accuracy and
+sha256) (thinet.experiment).
 
     python workflow/scripts/pretrain_base.py --spec results/default/specs/base-vgg.json \
         --out models/default/vgg.pt --threads 1
