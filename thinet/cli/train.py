@@ -3,7 +3,7 @@
 SGD with momentum 0.9 and weight decay 5e-4 (the paper's setup); the learning
 rate decays geometrically from --lr to --lr-end when --lr-end is given. An
 epoch-end checkpoint (<out>.train.pt) lets a killed run resume where it was;
-it is removed once <out> is written. On CUDA it uses AMP and channels_last;
+it is removed once <out> is written. It trains channels-last, with AMP on CUDA;
 under `torchrun` it trains data-parallel.
 
 Example (Fashion-MNIST, a few minutes on a laptop CPU):
