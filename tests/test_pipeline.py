@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from thinet.runtime import step_path
 from thinet.pipeline import FinetunePlan, prune_chain
@@ -96,6 +97,36 @@ def test_resume_after_a_kill_does_not_redo_finished_steps(tmp_path):
     calls = []
     resumed = _run(tmp_path / "cut", evaluate_fn=lambda m, phase, i: calls.append((phase, i)))
     assert calls == [("pruned", 2), ("finetuned", 2)]
+    for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_at_a_step_boundary_keeps_a_shuffling_loaders_order(tmp_path):
+    # The loader's own generator runs on across the chain's fine-tunes; a new process starts it
+    # afresh, so the step checkpoint must carry it (a kill between steps changed the weights otherwise).
+    x, _ = _data()
+    data = TensorDataset(x, torch.arange(32) % 3)
+
+    def loader() -> DataLoader:  # what a new process builds: the generator at its seed
+        return DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(7))
+
+    def run(workdir, log=None):
+        return prune_chain(_model(), STEPS, criterion="thinet", selection_batches=[x[:16]], finetune=PLAN,
+                           train_loader=loader(), workdir=workdir, seed=0, device="cpu", example_inputs=x[:2],
+                           log=log, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_when_step_2_trains(_step: int, metrics: dict) -> None:
+        if metrics["chain_step"] == 2:
+            raise Killed
+
+    uninterrupted = run(tmp_path / "whole")
+    with pytest.raises(Killed):
+        run(tmp_path / "cut", log=kill_when_step_2_trains)
+    assert not list((tmp_path / "cut").glob("*.finetune*.pt"))  # killed before any save inside step 2
+    resumed = run(tmp_path / "cut")
     for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -29,11 +29,27 @@ from thinet.models import find_layer, out_channels_of
 from thinet.runtime import (
     DEFAULT_CHECKPOINT_MINUTES,
     DistInfo, LogFn, OptimizerSettings, Schedule, atomic_save, barrier, check_or_write_manifest, derive_seed, dist_info,
-    finetune_path, latest_step, reestimate_batchnorm, step_path, train,
+    finetune_path, latest_step, reestimate_batchnorm, rng_state, set_rng_state, step_path, train,
 )
 from thinet.types import PruneStep, PruningError, Selection, check_keep_ratio
 
 EvaluateFn = Callable[[nn.Module, str, int], Mapping[str, float] | None]
+
+
+def _random_state(train_loader: Iterable | None) -> dict[str, Any]:
+    # A shuffling loader's own generator runs on across the chain's fine-tunes; a step checkpoint
+    # keeps it (and the global RNGs) so that a resumed process sees the data order it would have seen.
+    generator = getattr(train_loader, "generator", None)
+    return {"global": rng_state(), "loader": generator.get_state() if generator is not None else None}
+
+
+def _restore_random_state(state: Mapping[str, Any] | None, train_loader: Iterable | None) -> None:
+    if state is None:
+        return
+    set_rng_state(state["global"])
+    generator = getattr(train_loader, "generator", None)
+    if generator is not None and state["loader"] is not None:
+        generator.set_state(state["loader"])
 
 
 @dataclass(frozen=True)
@@ -200,6 +216,7 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     if ckpt is not None:
         model = ckpt["model"].to(device)
         graph = build_graph(model, example_inputs)
+        _restore_random_state(ckpt.get("random_state"), train_loader)
         left = len(steps) - done - 1
         print(f"prune_chain: resuming from {step_path(workdir, done)} (step {done}, {steps[done].pair.producer}); "
               f"{left} step(s) left", file=sys.stderr)
@@ -239,7 +256,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
             metrics["finetuned"] = dict(evaluate_fn(model, "finetuned", index) or {})
         if info.is_main:
             atomic_save({"model": model, "step": index, "layer": step.pair.producer, "selection": selection,
-                         "metrics": metrics, "complete": True}, step_path(workdir, index))
+                         "metrics": metrics, "random_state": _random_state(train_loader), "complete": True},
+                        step_path(workdir, index))
             for phase_index in range(len(phases)):
                 finetune_path(workdir, index, phase_index).unlink(missing_ok=True)
         barrier(info)
