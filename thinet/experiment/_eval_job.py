@@ -23,7 +23,9 @@ def run_eval_job(spec: dict, model_file: str | os.PathLike, source_run: str | os
     model = load_model(model_file).to(device)
     size = input_size_of(model)
     result = evaluate(model, eval_loader(spec, spec["data"]["final_eval_images"]), device=device)
-    timing = time_forward_backward(model, size, batch_size=spec["data"]["timing_batch_size"], device=device)
+    data = spec["data"]
+    timing = time_forward_backward(model, size, batch_size=data["timing_batch_size"], device=device,
+                                   rounds=data.get("timing_rounds", 3), min_run_time=data.get("timing_min_run_time", 0.1))
     timing = {k: timing[k] for k in ("forward_ms", "backward_ms")}  # metrics.csv's columns
     phase = "base" if run["kind"] == "original" else "final"
     row = {**base_row(spec), "step": -1, "layer": "", "phase": phase, "top1": result["top1"],
