@@ -1,5 +1,6 @@
 # Shared by every rule: the plan (runs expanded from the config), paths, and how jobs are launched.
 import json
+import re
 import sys
 
 from thinet.experiment import build_plan, check_config
@@ -20,6 +21,16 @@ PRETRAINED_BASES = [name for name, base in config["bases"].items() if base.get("
 # Scratch variants trained once and kept there too (rule pretrain_scratch).
 KEPT_SCRATCH = [run_id for run_id, run in PLAN.runs.items() if run.get("kept")]
 MLFLOW_MARKER = f"{RESULTS}/mlflow.json"
+
+
+def _one_of(run_ids):
+    """A wildcard pattern matching exactly these run ids (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(r) for r in sorted(run_ids)) or r"(?!x)x"
+
+
+# Which rule writes eval/<run>.csv: a chain's own job (prune_chain), else rule evaluate.
+CHAIN_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] == "chain")
+OTHER_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] != "chain")
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them
 

@@ -1,6 +1,7 @@
-# Evaluation of every reported run (top-1/top-5 on the evaluation split, params, FLOPs,
-# forward/backward time), logged into the run's MLflow run with the final model; and the
-# §4.1 single-layer criterion comparison.
+# Evaluation of every reported run but the chains (top-1/top-5 on the evaluation split, params,
+# FLOPs, forward/backward time), logged into the run's MLflow run with the final model (a chain's
+# job evaluates its own model the same way: rule prune_chain); and the §4.1 single-layer
+# criterion comparison.
 
 
 rule evaluate:
@@ -13,6 +14,8 @@ rule evaluate:
     output:
         rows=f"{RESULTS}/eval/{{run}}.csv",
         run_json=f"{RESULTS}/eval/{{run}}.json",
+    wildcard_constraints:
+        run=OTHER_RUNS_PATTERN,
     threads: THREADS
     resources:
         gpu=min(GPUS, 1),
