@@ -72,8 +72,8 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, required=True, help="metrics.csv of an uninterrupted smoke run")
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--window", type=float, nargs=2, default=(8.0, 40.0),
-                        help="each kill comes this many seconds (uniform) after its run starts")
+    parser.add_argument("--window", type=float, nargs=2, default=(10.0, 30.0),
+                        help="each kill comes this many seconds (uniform) after its run starts (Snakemake itself starts in about 10 s; the smoke run then takes about 130 s on 2 quiet cores)")
     args = parser.parse_args()
     reference = rows(args.reference)
     rng = random.Random(args.seed)
