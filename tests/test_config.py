@@ -200,3 +200,31 @@ def test_schema_declares_the_draft_snakemake_validates_with():
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["$schema"] == Draft202012Validator.META_SCHEMA["$schema"]
     Draft202012Validator.check_schema(schema)
+
+
+def test_verdict_config_shares_the_default_kept_models():
+    cfg = load_config([CONFIG / "verdict.yaml"], SCHEMA)
+    plan = build_plan(cfg)
+    kept = {r["id"]: r["checkpoint"] for r in plan.runs.values() if r.get("kept")}
+    # seed 0 is the default's kept Train from scratch; seeds 1 and 2 are kept beside it
+    assert kept == {"vgg16_table1-scratch": "models/default/vgg16_table1-scratch.pt",
+                    "vgg16_table1-scratch_s1": "models/default/vgg16_table1-scratch_s1.pt",
+                    "vgg16_table1-scratch_s2": "models/default/vgg16_table1-scratch_s2.pt"}
+    assert plan.runs["base-vgg"]["checkpoint"] == "models/default/vgg.pt"
+    chains = [plan.runs[r] for r in plan.of_kind("chain")]
+    short = [r for r in chains if r["experiment"] == "vgg_criteria"]
+    assert len({r["seed"] for r in short if r["keep_ratio"] == 0.5}) >= 10
+    assert {len({r["seed"] for r in short if r["keep_ratio"] == k}) for k in (0.7, 0.3)} == {5}
+    long = [r for r in chains if r["experiment"] == "vgg_criteria_long"]
+    assert {r["criterion"] for r in long} >= {"thinet", "weight_sum", "apoz", "taylor", "random"}
+    assert len({r["seed"] for r in long}) >= 5
+    assert cfg["statistics"] == {"level": 0.95, "equivalence_margin": 0.3, "correction": "holm"}
+
+
+@pytest.mark.parametrize("key, value", [("name", ".."), ("name", ".hidden"), ("models_dir", "models/../x"),
+                                        ("models_dir", "/tmp/models"), ("models_dir", "elsewhere")])
+def test_path_keys_that_would_leave_their_folder_are_refused(default_raw, tmp_path, key, value):
+    raw = copy.deepcopy(default_raw)
+    raw[key] = value
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        check(raw, tmp_path)

@@ -82,14 +82,14 @@ def test_t_quantile_refuses_zero_degrees_of_freedom():
         t_quantile(0)
 
 
-def test_interval_that_includes_zero_is_no_difference():
+def test_interval_that_includes_zero_is_undecided():
     row = _paired().loc[("final", "weight_sum")]
     mean, sd, low, high = _hand_interval([-1.0, 0.5, 1.5])
     assert low < 0 < high
     assert (row["n_pairs"], row["unpaired_seeds"]) == (3, 0)
     assert (row["diff_mean"], row["diff_sd"]) == (pytest.approx(mean), pytest.approx(sd))
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low, abs=1e-5), pytest.approx(high, abs=1e-5))
-    assert row["verdict"] == "no difference shown"
+    assert row["verdict"] == row["verdict_unadjusted"] == "undecided"
 
 
 def test_intervals_that_exclude_zero_are_differences():
@@ -146,7 +146,7 @@ def test_table_ranks_and_marks_missing_intervals():
     # means: apoz 92.1, thinet 91, weight_sum 91.33, taylor 82.67, random 85.83, thinet_nols 89.5 (one seed)
     assert list(final.index) == ["apoz", "weight_sum", "thinet", "thinet_nols", "random", "taylor"]
     assert final.loc["thinet", "Δ vs ThiNet (pp)"] == "reference"
-    assert final.loc["random", "Verdict"] == "worse than ThiNet"
+    assert final.loc["random", "Verdict (holm)"] == "worse than ThiNet"
     assert final.loc["thinet_nols", "95 % CI (pp)"] == "none (n = 1)"
     assert final.loc["thinet_nols", "Top-1 (%)"] == "89.50"
     assert final.loc["taylor", "Pairs"] == "2 (2 unpaired seeds dropped)"
@@ -167,7 +167,7 @@ def test_table_and_figure_build_from_the_synthetic_frames():
     assert len(fig.axes) == 2
     one_seed = metrics[metrics["seed"].eq(0)]
     single = build_table("criteria_vs_thinet", {"metrics": one_seed}, ReportContext("default"))
-    assert set(single.display.loc[single.display["Criterion"].ne("thinet"), "Verdict"]) == {"n = 1: no interval"}
+    assert set(single.display.loc[single.display["Criterion"].ne("thinet"), "Verdict (holm)"]) == {"n = 1: no interval"}
     fig = draw_figure("criteria_vs_thinet_ci", {"metrics": one_seed}, ReportContext("default"))
     assert "n=1" in [text.get_text() for text in fig.axes[0].texts]
 

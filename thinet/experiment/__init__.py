@@ -24,7 +24,8 @@ from thinet.experiment._compare_layer import (
     write_compare_outputs,
 )
 from thinet.experiment._config import (
-    ConfigError, Plan, build_plan, check_config, deep_merge, load_config, read_yaml_files, validate_schema,
+    ConfigError, Plan, build_plan, check_config, deep_merge, load_config, models_dir, read_yaml_files,
+    validate_schema,
 )
 from thinet.experiment._data_job import run_prepare_data_job, run_selection_job, unreadable_count
 from thinet.experiment._eval_job import run_eval_job
@@ -41,7 +42,7 @@ __all__ = [
     "Tracker", "aggregate_rows", "arch_layer_times", "arch_table", "base_row", "build_plan", "build_recipe",
     "build_run_model", "check_config", "check_gap_ready", "compare_layer", "compare_markdown", "deep_merge",
     "device_label", "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config", "load_model",
-    "load_spec", "log", "make_loader", "models_markdown", "print_results", "prune_random", "read_sidecar",
+    "load_spec", "log", "make_loader", "models_dir", "models_markdown", "print_results", "prune_random", "read_sidecar",
     "read_yaml_files", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
     "run_compare_layer_job", "run_convergence_check", "run_eval_job", "run_models_bench", "run_prepare_data_job",
     "run_pretrain_job",

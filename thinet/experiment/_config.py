@@ -248,10 +248,19 @@ def _training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             "optimizer": dict(config.get("optimizer") or {}), "preprocessing": data["preprocessing"]}
 
 
-def pretrained_file(config_name: str, name: str) -> str:
+def models_dir(config: Mapping[str, Any]) -> str:
+    """The folder of the models a config trains once and keeps: `models_dir`, else models/<name>.
+
+    >>> models_dir({"name": "smoke"}), models_dir({"name": "verdict", "models_dir": "models/default"})
+    ('models/smoke', 'models/default')
+    """
+    return config.get("models_dir") or f"models/{config['name']}"
+
+
+def pretrained_file(config: Mapping[str, Any], name: str) -> str:
     """Where the workflow keeps a model it trains once: a base with `pretrain` (rule `pretrain_base`,
     `name` = the base) or a scratch variant with `kept` (rule `pretrain_scratch`, `name` = its run id)."""
-    return f"models/{config_name}/{name}.pt"
+    return f"{models_dir(config)}/{name}.pt"
 
 
 def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -261,7 +270,7 @@ def _base_runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         spec = {"id": f"base-{name}", "kind": "base", "base": name, "model": base["model"],
                 "dataset": base["dataset"], "model_args": base.get("model_args", {}),
                 "pretrained": base.get("pretrained", False),
-                "checkpoint": pretrained_file(config["name"], name) if pretrain else base.get("checkpoint"),
+                "checkpoint": pretrained_file(config, name) if pretrain else base.get("checkpoint"),
                 "gap": base.get("gap", False), "train": base.get("train"), "seed": base.get("seed", 0),
                 "after": None, "training": _training_settings(config), **({"pretrain": pretrain} if pretrain else {})}
         spec["hash"] = settings_hash(spec)
@@ -294,7 +303,7 @@ def _kept_scratch(config: Mapping[str, Any], key: str, kind: str, like: Mapping[
     if like["kind"] != "chain" or like["after"] != base["id"]:
         raise ConfigError(f"config key '{key}.kept': the 'like' variant must be a chain pruning the base "
                           f"{base['id']!r} (its architecture is then rebuilt without data)")
-    return {"kept": True, "checkpoint": pretrained_file(config["name"], run_id), "base": base["base"],
+    return {"kept": True, "checkpoint": pretrained_file(config, run_id), "base": base["base"],
             "model_args": base["model_args"], "gap": base["gap"]}
 
 

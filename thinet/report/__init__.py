@@ -19,8 +19,9 @@ workflow's rules are derived from those declarations.
 from __future__ import annotations
 
 from thinet.report._context import ReportContext
+from thinet.report._verdict import StatsSettings
 from thinet.report._declare import SOURCE_FILES
-from thinet.report._facts import transfer_experiments
+from thinet.report._facts import budget_text, finetune_budgets, transfer_experiments
 from thinet.report._paper_values import PAPER_COMPARE_LAYER, PAPER_COMPARE_LAYER_SETTING, is_paper_compare_setting
 from thinet.report._plan import report_inputs, report_plan, report_section, write_captions
 from thinet.report._schema import (
@@ -33,8 +34,9 @@ from thinet.report.tables import available_tables, build_table, write_tables
 
 __all__ = [
     "ARCH_TABLE_COLUMNS", "COMPARE_LAYER_COLUMNS", "FIGURE_FORMATS", "METRICS_COLUMNS", "PAPER_COMPARE_LAYER",
-    "PAPER_COMPARE_LAYER_SETTING", "SOURCE_FILES", "TABLE_FORMATS", "ReportContext", "Table", "available_figures", "is_paper_compare_setting",
-    "available_tables", "build_table", "draw_figure", "read_arch_table", "read_compare_layer", "read_metrics",
+    "PAPER_COMPARE_LAYER_SETTING", "SOURCE_FILES", "StatsSettings", "TABLE_FORMATS", "ReportContext", "Table",
+    "available_figures", "available_tables", "budget_text", "build_table", "draw_figure", "finetune_budgets",
+    "is_paper_compare_setting", "read_arch_table", "read_compare_layer", "read_metrics",
     "report_inputs", "report_plan", "report_section", "transfer_experiments", "write_captions", "write_figures",
     "write_tables",
 ]

@@ -32,7 +32,9 @@ class ConfigFacts:
     `criteria_compared`: an experiment outside transfer whose chains prune with ThiNet and another
     criterion (the paired comparison with ThiNet).
     `arch_timing`: the architecture table is timed (config key `arch_timing` not null; the schema's
-    default `{}` times it)."""
+    default `{}` times it). `budgets_compared`: two or more experiments compare criteria with ThiNet on
+    the same base with different fine-tuning budgets (the budget figure). `scratch_compared`: an
+    experiment outside transfer with a chain and a `scratch` variant (pruned against scratch)."""
 
     families: frozenset[str]
     criteria_chains: bool
@@ -42,6 +44,8 @@ class ConfigFacts:
     compare_layer: bool
     criteria_compared: bool
     arch_timing: bool = False
+    budgets_compared: bool = False
+    scratch_compared: bool = False
 
 
 def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -83,10 +87,48 @@ def transfer_experiments(config: Mapping[str, Any]) -> frozenset[str]:
                      if TRANSFER_KIND in _kinds(exp) or name.startswith("transfer"))
 
 
+def _amount(schedule: Mapping[str, Any] | None) -> str:
+    if not schedule:
+        return "0"
+    if schedule.get("iterations"):
+        return f"{schedule['iterations']:g} it"
+    return f"{schedule.get('epochs', 0):g} ep"
+
+
+def budget_text(finetune: Mapping[str, Any]) -> str:
+    """A chain's fine-tuning budget in words: per layer (+ the extra after a group's last layer), final.
+
+    >>> budget_text({"per_layer": {"iterations": 50}, "group_end_extra": {"iterations": 25},
+    ...              "final": {"iterations": 600}})
+    '50 it/layer (+25), 600 it final'
+    """
+    extra = finetune.get("group_end_extra")
+    return (f"{_amount(finetune.get('per_layer'))}/layer{f' (+{_amount(extra)})' if extra else ''}, "
+            f"{_amount(finetune.get('final'))} final")
+
+
+def finetune_budgets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Experiment -> the fine-tuning budget of its criteria chains, in config order ('mixed' where its
+    chains differ); experiments without chains are left out.
+
+    >>> finetune_budgets({"experiments": {"e": {"variants": [{"kind": "chain", "finetune": {
+    ...     "per_layer": {"iterations": 5}, "final": {"epochs": 2}}}]}}})
+    {'e': '5 it/layer, 2 ep final'}
+    """
+    budgets = {}
+    for name, exp in _experiments(config).items():
+        texts = {budget_text(v.get("finetune") or {}) for v in exp.get("variants") or [] if v.get("kind") == "chain"}
+        if texts:
+            budgets[name] = texts.pop() if len(texts) == 1 else "mixed"
+    return budgets
+
+
 def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
     """The facts of `config`; raises ValueError naming the key when an experiment's base is unknown."""
     transfer = transfer_experiments(config)
-    families, criteria_chains, chains, pruned_models, compared = set(), False, False, False, False
+    families, criteria_chains, chains, pruned_models, compared, scratch = set(), False, False, False, False, False
+    compared_budgets: dict[str, set[str]] = {}  # base -> budgets of the experiments comparing criteria on it
+    budgets = finetune_budgets(config)
     for name, exp in _experiments(config).items():
         kinds = _kinds(exp)
         chains |= "chain" in kinds
@@ -94,7 +136,11 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
         if name not in transfer:
             families.add(model_family(_base_model(config, name, exp)))
             criteria_chains |= "chain" in kinds
+            scratch |= {"chain", "scratch"} <= kinds
             criteria = _chain_criteria(exp)
-            compared |= THINET_CRITERION in criteria and len(criteria) > 1
+            if THINET_CRITERION in criteria and len(criteria) > 1:
+                compared = True
+                compared_budgets.setdefault(str(exp.get("base")), set()).add(budgets.get(name, ""))
     return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
-                       bool(config.get("compare_layer")), compared, config.get("arch_timing", {}) is not None)
+                       bool(config.get("compare_layer")), compared, config.get("arch_timing", {}) is not None,
+                       any(len(b) > 1 for b in compared_budgets.values()), scratch)

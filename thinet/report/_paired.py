@@ -1,72 +1,45 @@
-"""Every criterion against ThiNet, paired by seed, with a Student's t confidence interval.
+"""Every criterion against ThiNet, paired by seed: intervals, equivalence and Holm-adjusted verdicts.
 
 A seed gives every criterion the same selection images and fine-tuning data order, so the
 criteria are compared seed by seed: per (experiment, dataset, model, strategy, rate) and
 outcome, the difference criterion − ThiNet on each seed both chains have (a seed only one of
-them has is dropped and counted), then the mean, the sample sd, the number of pairs n and the
-interval mean ± t(0.975, n−1) · sd / √n. Two outcomes per chain:
+them has is dropped and counted), then the mean, the sample sd, the number of pairs n, the
+`level` interval mean ± t · sd / √n, and the tests of `thinet.report._verdict` (a difference, an
+equivalence within ±δ, Holm's correction within the family). Two outcomes per chain:
 
 - `after_pruning`: the mean over the chain's steps of the accuracy just after pruning a layer,
   before that layer's fine-tuning (`pruned` rows: the paper's Figure 4 claim);
 - `final`: the accuracy after the final fine-tune (the `final` row).
 
-A difference is called one only when its interval excludes zero; with one pair there is no
-interval at all, and the verdict says so.
+A family is one experiment, strategy, rate and outcome: a config gives each fine-tuning budget its
+own experiment (config/verdict.yaml), so a family is outcome × rate × budget. With one pair there is
+no interval at all, and the verdict says so.
 
 >>> low, high = confidence_interval(mean=-2.0, sd=1.0, n=4)
 >>> round(low, 3), round(high, 3)
 (-3.591, -0.409)
->>> verdict(low, high, 4), verdict(-0.5, 0.7, 4), verdict(float("nan"), float("nan"), 1)
-('worse than ThiNet', 'no difference shown', 'n = 1: no interval')
 """
 from __future__ import annotations
 
 import math
 
 import pandas as pd
-from scipy import stats
 
 from thinet.report._rows import THINET_CRITERION, criterion_rank, is_transfer
 from thinet.report._stats import mean_std_over_seeds
 from thinet.report._style import series_label
+from thinet.report._verdict import (
+    StatsSettings, adjust, confidence_interval, decide, t_quantile, verdict_word,
+)
 
-LEVEL = 0.95
+__all__ = ["GROUP_KEYS", "CHAIN_KEYS", "OUTCOMES", "LEVEL", "chain_outcomes", "confidence_interval",
+           "paired_to_thinet", "ranked_outcomes", "t_quantile"]
+
+LEVEL = StatsSettings().level
 # What a chain is compared within: the same base model pruned by the same plan at the same rate.
 GROUP_KEYS = ["experiment", "dataset", "model", "strategy", "keep_ratio"]
 CHAIN_KEYS = [*GROUP_KEYS, "criterion", "seed"]
 OUTCOMES = {"after_pruning": "just after pruning", "final": "after the final fine-tune"}
-
-
-def t_quantile(df: int, level: float = LEVEL) -> float:
-    """The two-sided Student's t quantile t((1 + level) / 2, df).
-
-    >>> round(t_quantile(4), 3)
-    2.776
-    """
-    if df < 1:
-        raise ValueError(f"Student's t needs at least 1 degree of freedom, got {df}")
-    return float(stats.t.ppf(0.5 + level / 2, df))
-
-
-def confidence_interval(mean: float, sd: float, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """(low, high) of the t interval of a mean over `n` values with sample sd `sd`; (nan, nan) for n < 2."""
-    if n < 2:
-        return math.nan, math.nan
-    half = t_quantile(n - 1, level) * sd / math.sqrt(n)
-    return mean - half, mean + half
-
-
-def verdict(low: float, high: float, n: int, reference: str = "ThiNet") -> str:
-    """Plain words for a difference criterion − reference with interval [low, high] over `n` pairs."""
-    if n == 0:
-        return f"no seed in common with {reference}"
-    if n == 1:
-        return "n = 1: no interval"
-    if low > 0:
-        return f"better than {reference}"
-    if high < 0:
-        return f"worse than {reference}"
-    return "no difference shown"
 
 
 def chain_outcomes(metrics: pd.DataFrame, transfer: frozenset[str] | None = None) -> pd.DataFrame:
@@ -101,20 +74,30 @@ def _check_same_steps(after: pd.DataFrame) -> None:
                              f"numbers of steps ({counts}); a chain's rows are incomplete")
 
 
+PAIRED_COLUMNS = [*GROUP_KEYS, "outcome", "criterion", "n_pairs", "unpaired_seeds", "diff_mean", "diff_sd", "ci_low",
+                  "ci_high", "eq_low", "eq_high", "p_diff", "p_equiv", "family_size", "p_diff_adj", "p_equiv_adj",
+                  "verdict_unadjusted", "verdict"]
+
+
 def paired_to_thinet(metrics: pd.DataFrame, transfer: frozenset[str] | None = None,
-                     level: float = LEVEL) -> pd.DataFrame:
+                     settings: StatsSettings | None = None) -> pd.DataFrame:
     """Per group, outcome and criterion ≠ thinet: criterion − ThiNet paired by seed.
 
-    Columns: GROUP_KEYS, `outcome`, `criterion`, `n_pairs`, `unpaired_seeds` (seeds only one side has),
-    `diff_mean`, `diff_sd` (sample sd), `ci_low`, `ci_high` (NaN for n < 2) and `verdict`. Groups
-    without a ThiNet chain, or with ThiNet alone, give no rows.
+    Columns (PAIRED_COLUMNS): GROUP_KEYS, `outcome`, `criterion`, `n_pairs`, `unpaired_seeds` (seeds only
+    one side has), `diff_mean`, `diff_sd` (sample sd), `ci_low`/`ci_high` (the `settings.level` interval),
+    `eq_low`/`eq_high` (the 1 − 2α interval of the equivalence test), the unadjusted p values `p_diff` and
+    `p_equiv`, `family_size` (the criteria with an interval in the family), the adjusted `p_diff_adj` and
+    `p_equiv_adj`, `verdict_unadjusted` (from the unadjusted p values) and `verdict` (after the
+    correction). NaN for n < 2. Groups without a ThiNet chain, or with ThiNet alone, give no rows.
     """
+    settings = settings or StatsSettings()
     outcomes = chain_outcomes(metrics, transfer)
-    rows = []
+    families = []
     for keys, group in outcomes.groupby([*GROUP_KEYS, "outcome"], sort=False):
         reference = group[group["criterion"].eq(THINET_CRITERION)].set_index("seed")["top1"]
         if reference.empty:
             continue
+        rows = []
         for criterion, chain in group[group["criterion"].ne(THINET_CRITERION)].groupby("criterion", sort=False):
             values = chain.set_index("seed")["top1"]
             common = values.index.intersection(reference.index)
@@ -122,14 +105,27 @@ def paired_to_thinet(metrics: pd.DataFrame, transfer: frozenset[str] | None = No
             n = len(diffs)
             mean = float(diffs.mean()) if n else math.nan
             sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
-            low, high = confidence_interval(mean, sd, n, level)
             rows.append({**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
                          "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
-                         "diff_mean": mean, "diff_sd": sd, "ci_low": low, "ci_high": high,
-                         "verdict": verdict(low, high, n)})
-    columns = [*GROUP_KEYS, "outcome", "criterion", "n_pairs", "unpaired_seeds", "diff_mean", "diff_sd", "ci_low",
-               "ci_high", "verdict"]
-    return pd.DataFrame(rows, columns=columns)
+                         "diff_mean": mean, "diff_sd": sd,
+                         **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)})
+        families.append(_decide_family(rows, settings))
+    rows = [row for family in families for row in family]
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _decide_family(rows: list[dict], settings: StatsSettings) -> list[dict]:
+    """The family's p values adjusted together, and each row's verdict words before and after."""
+    p_diff = adjust([r["p_diff"] for r in rows], settings.correction)
+    p_equiv = adjust([r["p_equiv"] for r in rows], settings.correction)
+    size = sum(not math.isnan(r["p_diff"]) for r in rows)
+    for row, pd_adj, pe_adj in zip(rows, p_diff, p_equiv):
+        row.update(family_size=size, p_diff_adj=pd_adj, p_equiv_adj=pe_adj,
+                   verdict_unadjusted=verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"],
+                                                   mean=row["diff_mean"], n=row["n_pairs"], settings=settings),
+                   verdict=verdict_word(p_diff=pd_adj, p_equiv=pe_adj, mean=row["diff_mean"], n=row["n_pairs"],
+                                        settings=settings))
+    return rows
 
 
 def ranked_outcomes(metrics: pd.DataFrame, transfer: frozenset[str] | None = None,

@@ -3,7 +3,7 @@ import json
 import re
 import sys
 
-from thinet.experiment import build_plan, check_config
+from thinet.experiment import build_plan, check_config, models_dir
 
 try:
     check_config(config)
@@ -16,7 +16,8 @@ RESULTS = f"results/{NAME}"
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 THREADS = config["threads"]
 CHECKPOINT_MINUTES = config["checkpoint_minutes"]  # a job flag like threads, not in the spec: changing it reruns nothing
-# Bases trained once and kept under models/<name>/ (rule pretrain_base).
+# Bases trained once and kept under models/<name>/, or the config's models_dir (rule pretrain_base).
+MODELS_DIR = models_dir(config)
 PRETRAINED_BASES = [name for name, base in config["bases"].items() if base.get("pretrain")]
 # Scratch variants trained once and kept there too (rule pretrain_scratch).
 KEPT_SCRATCH = [run_id for run_id, run in PLAN.runs.items() if run.get("kept")]

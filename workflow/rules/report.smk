@@ -9,7 +9,8 @@ import shlex
 import sys
 
 from thinet.report import (
-    FIGURE_FORMATS, TABLE_FORMATS, report_inputs, report_plan, report_section, transfer_experiments, write_captions,
+    FIGURE_FORMATS, TABLE_FORMATS, finetune_budgets, report_inputs, report_plan, report_section, transfer_experiments,
+    write_captions,
 )
 
 REPORT_NAME = config["name"]
@@ -47,7 +48,9 @@ def _report_args(kind):
     """The arguments of report_outputs.py for the planned outputs of `kind` ('tables' or 'figures')."""
     args = ["--what", kind, "--config", REPORT_NAME, "--out-dir", f"{REPORT_RESULTS}/{kind}",
             "--names", *REPORT_PLAN[kind], "--transfer", *sorted(transfer_experiments(config)),
-            "--timing-batch-size", str((config.get("data") or {}).get("timing_batch_size", 32))]
+            "--timing-batch-size", str((config.get("data") or {}).get("timing_batch_size", 32)),
+            "--statistics", json.dumps(config.get("statistics") or {}, sort_keys=True),
+            "--budgets", json.dumps(finetune_budgets(config))]
     for source, path in _report_inputs(kind).items():
         args += [f"--{source.replace('_', '-')}", path]
     return shlex.join(args)

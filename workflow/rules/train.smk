@@ -66,13 +66,13 @@ rule pretrain_base:
     input:
         unpack(lambda w: kept_inputs(f"base-{w.base}")),
     output:
-        model=f"models/{NAME}/{{base}}.pt",
-        record=f"models/{NAME}/{{base}}.json",
+        model=f"{MODELS_DIR}/{{base}}.pt",
+        record=f"{MODELS_DIR}/{{base}}.json",
     wildcard_constraints:
         base="|".join(PRETRAINED_BASES) or "(?!x)x",  # no base is kept: the rule matches nothing
     threads: THREADS
     log:
-        f"models/{NAME}/{{base}}.log",
+        f"{MODELS_DIR}/{{base}}.log",
     shell:
         "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
@@ -84,13 +84,13 @@ rule pretrain_scratch:
     input:
         unpack(lambda w: kept_inputs(w.run)),
     output:
-        model=f"models/{NAME}/{{run}}.pt",
-        record=f"models/{NAME}/{{run}}.json",
+        model=f"{MODELS_DIR}/{{run}}.pt",
+        record=f"{MODELS_DIR}/{{run}}.json",
     wildcard_constraints:
         run="|".join(KEPT_SCRATCH) or "(?!x)x",  # no kept scratch variant: the rule matches nothing
     threads: THREADS
     log:
-        f"models/{NAME}/{{run}}.log",
+        f"{MODELS_DIR}/{{run}}.log",
     shell:
         "{sys.executable} {SCRIPTS}/pretrain_base.py --spec {input.spec:q} --out {output.model:q}"
         " --threads {threads} --checkpoint-minutes {CHECKPOINT_MINUTES} --log {log:q}"
@@ -101,7 +101,7 @@ rule pretrain_scratch:
 rule check_base_converged:
     input:
         spec=ancient(spec_path("base-{base}")),
-        model=f"models/{NAME}/{{base}}.pt",
+        model=f"{MODELS_DIR}/{{base}}.pt",
     output:
         f"{RESULTS}/bases/{{base}}_converged.json",
     wildcard_constraints:

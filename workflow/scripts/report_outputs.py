@@ -12,9 +12,12 @@ One option per result file an output can be computed from (`--metrics`, `--arch`
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from thinet.report import SOURCE_FILES, ReportContext, available_figures, available_tables, write_figures, write_tables
+from thinet.report import (
+    SOURCE_FILES, ReportContext, StatsSettings, available_figures, available_tables, write_figures, write_tables,
+)
 
 WRITERS = {"tables": write_tables, "figures": write_figures}
 
@@ -31,12 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     # None (no --transfer): experiments named 'transfer*' are the transfer ones (see ReportContext)
     parser.add_argument("--transfer", nargs="*", help="experiments that belong in Table 4")
     parser.add_argument("--timing-batch-size", type=int, default=32, help="batch of the f./b. timings")
+    parser.add_argument("--statistics", type=json.loads, default={},
+                        help="the config's `statistics` as JSON (level, equivalence_margin, correction)")
+    parser.add_argument("--budgets", type=json.loads, default={},
+                        help="JSON {experiment: fine-tuning budget in words}, in config order")
     args = parser.parse_args(argv)
     files = {source: getattr(args, source) for source in SOURCE_FILES if getattr(args, source)}
     transfer = None if args.transfer is None else frozenset(args.transfer)
     try:
-        written = WRITERS[args.what](args.names, files, args.out_dir,
-                                    ReportContext(args.config, transfer, args.timing_batch_size))
+        context = ReportContext(args.config, transfer, args.timing_batch_size,
+                                StatsSettings.from_config(args.statistics), args.budgets)
+        written = WRITERS[args.what](args.names, files, args.out_dir, context)
     except (ValueError, FileNotFoundError) as err:
         print(f"report_outputs: error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from thinet.report._context import ReportContext
-from thinet.report._paired import LEVEL, OUTCOMES, paired_to_thinet
+from thinet.report._paired import OUTCOMES, paired_to_thinet
 from thinet.report._style import legend_order, new_figure, set_title
 from thinet.report.figures._registry import figure
 
@@ -20,9 +20,11 @@ CAPTION = """\
 criterion, its Top-1 minus ThiNet's in percentage points, paired by seed, averaged over the pairs;
 left: *just after pruning* (per chain, the mean over its pruned layers of the Top-1 before that
 layer's fine-tuning), right: *after the final fine-tune*. One marker per kept fraction *r*; bars are
-95 % Student's *t* confidence intervals over the pairs (none with a single pair, marked "n=1"). A bar
-that crosses the dashed zero line shows no difference from ThiNet; below it, worse than ThiNet. In the
-paper every other criterion is below ThiNet just after pruning.
+Student's *t* confidence intervals over the pairs at the level of ``statistics.level`` (none with a
+single pair, marked "n=1"), unadjusted for multiplicity (the table gives the Holm-adjusted words). A bar
+that crosses the dashed zero line shows no difference from ThiNet; below it, worse than ThiNet; the
+dotted lines mark the equivalence margin ±δ. In the paper every other criterion is below ThiNet just
+after pruning.
 """
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -32,7 +34,7 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
         section=("Figures", "Criteria against ThiNet (paired)"), caption=CAPTION)
 def criteria_vs_thinet_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
     """Draw the paired differences; raises ValueError when no group has ThiNet and another criterion."""
-    paired = paired_to_thinet(metrics, ctx.transfer_experiments)
+    paired = paired_to_thinet(metrics, ctx.transfer_experiments, ctx.statistics)
     paired = paired[paired["n_pairs"] > 0]
     if paired.empty:
         raise ValueError("criteria-vs-ThiNet figure: metrics.csv has no seed on which ThiNet and another criterion "
@@ -59,6 +61,8 @@ def criteria_vs_thinet_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figu
                         ax.annotate("n=1", (x, point.diff_mean), xytext=(4, 4), textcoords="offset points",
                                     fontsize=7, color=f"C{j}")
             ax.axhline(0.0, color="black", ls="--", lw=1)
+            for bound in (-ctx.statistics.margin, ctx.statistics.margin):
+                ax.axhline(bound, color="grey", ls=":", lw=0.8)
             ax.set_xticks(range(len(criteria)), criteria, rotation=30, ha="right", fontsize=8)
             ax.set_xlim(-0.6, len(criteria) - 0.4)
             ax.set_ylabel("top-1 − ThiNet (pp)")
@@ -67,5 +71,5 @@ def criteria_vs_thinet_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figu
     handles = [Line2D([], [], color=f"C{j}", marker=marker_of[r], ls="", label=f"r = {r:g}") for j, r in enumerate(rates)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
     set_title(fig, f"Each criterion's Top-1 minus ThiNet's, paired by seed (config {ctx.config}; bars: "
-                   f"{round(100 * LEVEL)} % t intervals over the pairs)")
+                   f"{round(100 * ctx.statistics.level)} % t intervals over the pairs)")
     return fig
