@@ -42,7 +42,7 @@ def test_cli_writes_csv_atomically(measured, tmp_path, monkeypatch):
     assert lines[0] == "model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B"
     rows = list(csv.DictReader(lines))
     assert [r["model"] for r in rows] == ROWS
-    # exact counts in the CSV (a Δ % from rounded values is wrong: ThiNet-Tiny +0.76 % instead of +0.41 %)
+    # exact counts in the CSV (a Δ % from rounded values is wrong: ThiNet-Tiny 0.00 % instead of +0.24 %)
     assert rows[0]["paper_flops_B"] == "30.940000" and rows[0]["flops_B"] == f"{measured[0]['flops_B']:.6f}"
     assert float(rows[0]["params_M"]) * 1e6 == pytest.approx(138_344_128, abs=0.5)
     assert [p.name for p in out.parent.iterdir()] == ["table.csv"]  # no temporary file left behind
