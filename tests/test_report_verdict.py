@@ -173,3 +173,16 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="correction"):
         StatsSettings(correction="bonferroni")
     assert StatsSettings.from_config({"equivalence_margin": 0.5}).margin == 0.5
+
+
+def test_paper_claims_from_the_verdicts():
+    t = build_table("paper_claims", {"metrics": hand_family()}, ReportContext("demo", budgets={"e": "short"}))
+    final = t.data[t.data["claim"].str.endswith("after the final fine-tune")].set_index("claim")
+    assert final.loc["ThiNet more accurate than far after the final fine-tune", "status"] == "holds here"
+    assert final.loc["ThiNet more accurate than near after the final fine-tune", "status"] == "undecided"  # Holm
+    # ThiNet's lead is the negated difference, with the interval negated and swapped
+    far = final.loc["ThiNet more accurate than far after the final fine-tune"]
+    assert far["diff"] == pytest.approx(5.0) and far["ci_low"] < 5.0 < far["ci_high"]
+    same = family({"thinet": THINET, "same": seeds(90.05, 89.95, 90.0, 90.02, 89.98)})
+    claims = build_table("paper_claims", {"metrics": same}, ReportContext("demo")).data
+    assert set(claims["status"]) == {"does not hold here"}  # equivalent within 0.3 pp: not "significantly higher"
