@@ -5,7 +5,7 @@ decorated with `@table(...)` (from `_registry`), which declares its source file,
 wants it, its report section and its caption. Every module not starting with '_' is imported.
 
 >>> available_tables()
-['arch_table', 'criteria_vs_thinet', 'grouped_vs_gcos', 'pruned_vs_scratch', 'table1_vgg', 'table2_criteria', 'table3_resnet', 'table4_transfer']
+['arch_table', 'criteria_vs_thinet', 'grouped_vs_gcos', 'paper_claims', 'pruned_vs_scratch', 'table1_vgg', 'table2_criteria', 'table3_resnet', 'table4_transfer']
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The `@table` declaration, and building and writing the declared tables by name.
 
 >>> available_tables()
-['arch_table', 'criteria_vs_thinet', 'grouped_vs_gcos', 'pruned_vs_scratch', 'table1_vgg', 'table2_criteria', 'table3_resnet', 'table4_transfer']
+['arch_table', 'criteria_vs_thinet', 'grouped_vs_gcos', 'paper_claims', 'pruned_vs_scratch', 'table1_vgg', 'table2_criteria', 'table3_resnet', 'table4_transfer']
 """
 from __future__ import annotations
 
