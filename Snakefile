@@ -29,6 +29,7 @@ include: "workflow/rules/mlflow.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/prune.smk"
+include: "workflow/rules/grouped.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 

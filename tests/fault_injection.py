@@ -1,12 +1,20 @@
-"""Kill the smoke workflow at random moments (SIGKILL and SIGTERM to its whole process group, as a
-node loss or a preemption would), rerun it each time, and check that the final metrics.csv equals an
-uninterrupted run's. Run by workflow/scripts/ci_workflow.sh after its smoke run, which is the reference.
+"""Kill the workflow mid-training (SIGKILL and SIGTERM to its whole process group, as a node loss or a
+preemption would), rerun it each time, and check that it ends with an uninterrupted run's results and
+a complete MLflow record. Run by workflow/scripts/ci_workflow.sh; exit status 1 on any difference.
 
-    python tests/fault_injection.py --reference results/smoke/metrics.csv [--kills 3] [--seed 0]
+    python tests/fault_injection.py [--kills 3] [--seed 0]
 
-The run is config/smoke.yaml under the name `smoke_fault` with `checkpoint_minutes: 0` (a resumable
-save after every training step, so a SIGKILL loses at most one step). Columns that differ between any
-two runs (the config name, MLflow run ids, wall-clock timings) are left out of the comparison.
+The run is config/smoke.yaml with config/ci/smoke_preempt.yaml over it (the ResNet base trains 3
+epochs of 128 batches with `data.num_workers: 2`, no timed save), under the name `smoke_fault`, for
+the base's evaluation and one ThiNet chain from it. First the same targets run uninterrupted under
+`smoke_fault_reference`. Then each kill starts (or continues) the run, waits until the base's training
+log shows a step (so the kill lands mid-training: a SIGTERM's save is mid-epoch, a SIGKILL falls back
+to the last epoch end), waits a random 0-1.5 s more, kills, and clears Snakemake's lock
+(`snakemake --unlock`, as after a lost node). A last rerun completes it. Then:
+  - every row of the targets equals the reference's but for the columns that differ between any two
+    runs: `config` (the name), `mlflow_run_id`, `forward_ms`, `backward_ms` (wall-clock timings);
+  - no MLflow run of the experiment is left RUNNING (unfinished), every row's run is FINISHED (none
+    lost), and each of those runs holds every metric step its reference run holds (no lost points).
 """
 from __future__ import annotations
 
@@ -14,8 +22,8 @@ import argparse
 import csv
 import os
 import random
+import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,28 +31,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "smoke_fault"
+REFERENCE = f"{NAME}_reference"
+CONFIGS = ("config/smoke.yaml", "config/ci/smoke_preempt.yaml")
+KILLED_LOG = "logs/base/base-resnet.log"  # the long training job, where the kills land
+TARGETS = ("eval/resnet_thinet-original.csv", "eval/resnet_thinet-thinet-r0.5-s0.csv",
+           "chain/resnet_thinet-thinet-r0.5-s0/steps.csv")
 VARYING = {"config", "mlflow_run_id", "forward_ms", "backward_ms"}
+STEP_LINE = re.compile(r" step (\d+):")
+UNFINISHED = {"RUNNING", "SCHEDULED"}
 
 
-def snakemake(*extra: str) -> list[str]:
-    return ["snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
-            "--config", f"name={NAME}", "checkpoint_minutes=0", *extra]
+def snakemake(name: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *(f"results/{name}/{t}" for t in TARGETS), "--cores", "2",
+            "--configfile", *CONFIGS, "--config", f"name={name}", *extra]
 
 
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return [{k: v for k, v in row.items() if k not in VARYING} for row in csv.DictReader(handle)]
+def rows(name: str) -> list[dict[str, str]]:
+    out = []
+    for target in TARGETS:
+        with (ROOT / "results" / name / target).open(newline="") as handle:
+            out += [{k: v for k, v in row.items() if k not in VARYING} for row in csv.DictReader(handle)]
+    return out
 
 
-def kill_once(delay: float, signum: int) -> bool:
-    """Start (or continue) the run, send `signum` to its process group after `delay` s; False if it ended first."""
-    proc = subprocess.Popen(snakemake("--rerun-incomplete"), cwd=ROOT, start_new_session=True,
+def run_ids(name: str) -> set[str]:
+    ids = set()
+    for target in TARGETS:
+        with (ROOT / "results" / name / target).open(newline="") as handle:
+            ids |= {row["mlflow_run_id"] for row in csv.DictReader(handle)}
+    return ids
+
+
+def kill_once(rng: random.Random, signum: int) -> str:
+    """Start (or continue) the run; once the training log shows a step, wait 0-1.5 s and send `signum` to
+    the process group. Returns what happened, for the log line."""
+    log = ROOT / "results" / NAME / KILLED_LOG
+    log.unlink(missing_ok=True)  # the job writes it afresh: a step line in it is this attempt's
+    proc = subprocess.Popen(snakemake(NAME, "--rerun-incomplete"), cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        pass
+    while not (log.exists() and STEP_LINE.search(log.read_text())):
+        if proc.poll() is not None:
+            return "the run ended before its training logged a step"
+        time.sleep(0.1)
+    time.sleep(rng.uniform(0.0, 1.5))
+    steps = STEP_LINE.findall(log.read_text())
     os.killpg(proc.pid, signum)
     try:
         proc.wait(timeout=60)
@@ -56,49 +86,73 @@ def kill_once(delay: float, signum: int) -> bool:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    subprocess.run(snakemake("--unlock"), cwd=ROOT, check=True, capture_output=True)
-    return True
+    subprocess.run(snakemake(NAME, "--unlock"), cwd=ROOT, check=True, capture_output=True)
+    return f"killed after training step {steps[-1]} was logged, rerunning"
 
 
-def mlflow_runs() -> tuple[int, int]:
-    """(runs, finished runs) of the fault run's MLflow experiment in the default sqlite store."""
-    with sqlite3.connect(ROOT / "results" / "mlflow.db") as db:
-        return db.execute("SELECT COUNT(*), SUM(r.status = 'FINISHED') FROM runs r JOIN experiments e "
-                          "ON r.experiment_id = e.experiment_id WHERE e.name = ?", (f"thinet-{NAME}",)).fetchone()
+def mlflow_problems() -> list[str]:
+    """Unfinished runs of the fault run's experiment, rows whose run is not FINISHED, and metric steps
+    of the reference's runs missing from the fault run's (matched by run name)."""
+    from mlflow.tracking import MlflowClient
+
+    from thinet.experiment import tracking_uri
+
+    client = MlflowClient(tracking_uri(ROOT / "results"))
+
+    def runs(name: str) -> dict:
+        experiment = client.get_experiment_by_name(f"thinet-{name}")
+        if experiment is None:
+            raise SystemExit(f"fault_injection: no MLflow experiment thinet-{name} in {tracking_uri(ROOT / 'results')}")
+        return {r.info.run_id: r for r in client.search_runs([experiment.experiment_id], max_results=10000)}
+
+    fault, reference = runs(NAME), runs(REFERENCE)
+    problems = [f"run {r.info.run_name} ({i}) is {r.info.status}" for i, r in fault.items() if r.info.status in UNFINISHED]
+    by_name = {r.info.run_name: r for r in reference.values() if r.info.run_id in run_ids(REFERENCE)}
+    for run_id in sorted(run_ids(NAME)):
+        run = fault.get(run_id)
+        if run is None or run.info.status != "FINISHED":
+            problems.append(f"the results name run {run_id}, which is {'missing' if run is None else run.info.status}")
+            continue
+        ref = by_name.get(run.info.run_name)
+        for key in sorted(ref.data.metrics) if ref else []:
+            want = {m.step for m in client.get_metric_history(ref.info.run_id, key)}
+            have = {m.step for m in client.get_metric_history(run_id, key)}
+            if want - have:
+                problems.append(f"run {run.info.run_name} ({run_id}) lost metric {key} at steps {sorted(want - have)[:10]}")
+    statuses = [r.info.status for r in fault.values()]
+    print(f"fault_injection: MLflow experiment thinet-{NAME}: {len(fault)} runs, "
+          + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))))
+    return problems
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, required=True, help="metrics.csv of an uninterrupted smoke run")
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--window", type=float, nargs=2, default=(10.0, 30.0),
-                        help="each kill comes this many seconds (uniform) after its run starts (Snakemake itself starts in about 10 s; the smoke run then takes about 130 s on 2 quiet cores)")
     args = parser.parse_args()
-    reference = rows(args.reference)
     rng = random.Random(args.seed)
     signals = [signal.SIGKILL, signal.SIGTERM] + [rng.choice((signal.SIGKILL, signal.SIGTERM))
                                                   for _ in range(args.kills - 2)]
     rng.shuffle(signals)
-    subprocess.run(["rm", "-rf", f"results/{NAME}"], cwd=ROOT, check=True)
-    start, survived = time.time(), 0
+    start = time.time()
+    subprocess.run(["rm", "-rf", f"results/{NAME}", f"results/{REFERENCE}"], cwd=ROOT, check=True)
+    subprocess.run(snakemake(REFERENCE), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    print(f"fault_injection: uninterrupted reference in {time.time() - start:.0f} s", flush=True)
     for signum in signals:
-        delay = rng.uniform(*args.window)
-        killed = kill_once(delay, signum)
-        survived += killed
-        print(f"fault_injection: {signal.Signals(signum).name} after {delay:.1f} s: "
-              f"{'killed, rerunning' if killed else 'the run had already ended'}", flush=True)
-    subprocess.run(snakemake("--rerun-incomplete"), cwd=ROOT, check=True)
-    final = rows(ROOT / "results" / NAME / "metrics.csv")
-    runs, finished = mlflow_runs()
-    print(f"fault_injection: seed {args.seed}, {survived} kills survived, {len(final)} metric rows, "
-          f"{runs} MLflow runs logged ({finished} finished), {time.time() - start:.0f} s in all")
+        print(f"fault_injection: {signal.Signals(signum).name}: {kill_once(rng, signum)}", flush=True)
+    subprocess.run(snakemake(NAME, "--rerun-incomplete"), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    reference, final = rows(REFERENCE), rows(NAME)
+    problems = mlflow_problems()
+    print(f"fault_injection: seed {args.seed}, {len(final)} result rows, {time.time() - start:.0f} s in all")
     if final != reference:
         diff = [(a, b) for a, b in zip(reference, final) if a != b][:3]
-        print(f"fault_injection: FAILED: metrics.csv differs from the uninterrupted run "
-              f"({len(reference)} vs {len(final)} rows); first differences: {diff}", file=sys.stderr)
+        problems.append(f"the results differ from the uninterrupted run's ({len(reference)} vs {len(final)} rows); "
+                        f"first differences: {diff}")
+    for problem in problems:
+        print(f"fault_injection: FAILED: {problem}", file=sys.stderr)
+    if problems:
         return 1
-    print("fault_injection: metrics.csv equals the uninterrupted run's")
+    print("fault_injection: results equal the uninterrupted run's; every MLflow run finished, none lost")
     return 0
 
 

@@ -11,7 +11,10 @@ from thinet.cli import main
 from thinet.runtime import count_flops, count_params
 from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS
 
-ROWS = ["VGG-16", "ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny", "ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30"]
+ROWS = ["VGG-16", "ThiNet-Conv", "ThiNet-GAP", "ThiNet-Tiny", "ThiNet-Tiny gcos g=2", "ThiNet-Tiny gcos g=4",
+        "ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30"]
+# The rows with the paper's own counts (the gcos rows have none: the journal gives only a size).
+PAPER_ROWS = [r for r in ROWS if "gcos" not in r]
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +25,15 @@ def measured() -> list[dict]:
 def test_params_in_the_papers_convention_read_the_papers_numbers(measured):
     # #Param without conv/linear biases: all eight rows of Tables 1 and 3, to the paper's two decimals
     # (the bias-inclusive count reads VGG-16 138.36M and ThiNet-70 16.95M).
-    assert {r["model"]: round(r["params_M"], 2) for r in measured} == {r["model"]: r["paper_params_M"] for r in measured}
+    paper = [r for r in measured if r["model"] in PAPER_ROWS]
+    assert {r["model"]: round(r["params_M"], 2) for r in paper} == {r["model"]: r["paper_params_M"] for r in paper}
     vgg = measured[0]
     assert round(vgg["params_with_biases_M"], 2) == 138.36 and vgg["params_with_biases_M"] > vgg["params_M"]
 
 
 def test_every_row_within_half_a_percent_of_the_paper(measured):
     assert [r["model"] for r in measured] == ROWS
-    for row in measured:
+    for row in (r for r in measured if r["model"] in PAPER_ROWS):
         for ours, paper in (("params_M", "paper_params_M"), ("flops_B", "paper_flops_B")):
             assert abs(row[ours] / row[paper] - 1) <= 0.005, f"{row['model']} {ours}: {row[ours]:.4f} vs {row[paper]}"
 
@@ -39,7 +43,7 @@ def test_cli_writes_csv_atomically(measured, tmp_path, monkeypatch):
     out = tmp_path / "sub" / "table.csv"
     assert main(["arch-table", "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B"
+    assert lines[0] == "model,params_M,params_with_biases_M,flops_B,size_MB,paper_params_M,paper_flops_B"
     rows = list(csv.DictReader(lines))
     assert [r["model"] for r in rows] == ROWS
     # exact counts in the CSV (a Δ % from rounded values is wrong: ThiNet-Tiny 0.00 % instead of +0.24 %)
@@ -52,7 +56,7 @@ def test_markdown_format_to_stdout(measured, capsys, monkeypatch):
     monkeypatch.setattr(arch_table_module, "arch_table", lambda *args, **kwargs: measured)
     assert main(["arch-table", "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| model | params_M | params_with_biases_M | flops_B | paper_params_M | paper_flops_B |"
+    assert lines[0] == "| model | params_M | params_with_biases_M | flops_B | size_MB | paper_params_M | paper_flops_B |"
     assert len(lines) == 2 + len(ROWS) and lines[5].startswith("| ThiNet-Tiny | ")
 
 
@@ -90,3 +94,29 @@ def test_timing_on_a_missing_gpu_fails_before_anything_is_built(monkeypatch, cap
     monkeypatch.setattr(arch_table_module, "arch_table", lambda *a, **k: pytest.fail("built before the check"))
     assert main(["arch-table", "--timing", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_model_size_and_the_gcos_rows(measured):
+    # §4.2: ThiNet-Tiny "only takes 5.05MB disk space (1MB=2^20 bytes)"; gcos groups every conv but conv1_1
+    # (3 input channels) into g groups: those weights shrink g-fold, the classifier (256 -> 1000) stays.
+    rows = {r["model"]: r for r in measured}
+    tiny = rows["ThiNet-Tiny"]
+    assert round(tiny["size_MB"], 2) == 5.05 and tiny["size_MB"] == pytest.approx(tiny["params_M"] * 4e6 / 2**20)
+    conv1_1, classifier = 3 * 16 * 9, 256 * 1000
+    grouped_convs = tiny["params_M"] * 1e6 - conv1_1 - classifier
+    for g in (2, 4):
+        row = rows[f"ThiNet-Tiny gcos g={g}"]
+        assert row["params_M"] * 1e6 == pytest.approx(conv1_1 + classifier + grouped_convs / g, abs=0.5)
+        assert row["paper_params_M"] is None and row["size_MB"] == pytest.approx(row["params_M"] * 4e6 / 2**20)
+    assert rows["ThiNet-Tiny gcos g=4"]["size_MB"] < 2.66 < rows["ThiNet-Tiny gcos g=2"]["size_MB"]
+
+
+def test_an_arch_table_written_before_the_size_column_still_reads():
+    import io
+
+    from thinet.report import ReportContext, build_table, read_arch_table
+
+    old = "model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B\nThiNet-Tiny,1.323184,1.325368,2.0,1.32,2.01\n"
+    arch = read_arch_table(io.StringIO(old))
+    assert list(arch.columns) == list(ARCH_TABLE_COLUMNS) and round(float(arch.loc[0, "size_MB"]), 2) == 5.05
+    assert build_table("arch_table", {"arch": arch}, ReportContext("x")).display.loc[0, "Size (MB)"] == "5.05"

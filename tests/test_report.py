@@ -341,8 +341,9 @@ def test_speedup_figure_draws_the_timed_architectures_and_the_runs_models():
     from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS
 
     header = ",".join(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
-    timed = ("ThiNet-30,8.66,8.67,2.19,8.66,2.20,3.52,40.0,1.0,90.0,2.0,2.0,1.5,144.45,200.67,1.30,1.34,cpu,8,224,2,0,0")
-    untimed = "ResNet-50,25.56,25.56,7.72,25.56,7.72" + "," * len(ARCH_TIMING_COLUMNS)
+    timed = ("ThiNet-30,8.66,8.67,2.19,33.04,8.66,2.20,3.52,40.0,1.0,90.0,2.0,2.0,1.5,144.45,200.67,1.30,1.34,cpu,8,224,"
+             "2,0,0")
+    untimed = "ResNet-50,25.56,25.56,7.72,97.49,25.56,7.72" + "," * len(ARCH_TIMING_COLUMNS)
     arch = read_arch_table(io.StringIO(f"{header}\n{untimed}\n{timed}\n"))
     assert arch_points(arch)["label"].tolist() == ["ThiNet-30"]  # the untimed row has no point
     metrics = synthetic_metrics()

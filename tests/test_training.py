@@ -364,8 +364,7 @@ def test_a_writer_failing_half_way_leaves_the_previous_checkpoint_intact(tmp_pat
     before = path.read_bytes()
 
     def disk_full_half_way(obj, target, *args, **kwargs):
-        with open(target, "wb") as handle:
-            handle.write(b"\0" * 4096)
+        target.write(b"\0" * 4096)  # atomic_save hands torch.save an open file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full_half_way)

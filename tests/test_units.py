@@ -161,13 +161,16 @@ def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, dict
         predicted, kept_inputs = {}, {}
         for consumer in unit.consumers:
             layer = find_layer(model, consumer, "consumer")
-            mask = torch.zeros(unit.num_channels)
-            mask[selection.keep] = scales[consumer]
+            # The consumer may read the channels inside a concatenation of `width`, from `offset` on.
+            offset, width = unit.window(consumer) or (0, unit.num_channels)
+            mask, kept = torch.ones(width), torch.ones(width)
+            mask[offset:offset + unit.num_channels] = kept[offset:offset + unit.num_channels] = 0
+            mask[offset + selection.keep], kept[offset + selection.keep] = scales[consumer], 1
             x = inputs[consumer]
-            span = x.shape[1] // unit.num_channels  # a Linear after a flatten reads `span` columns per channel
+            span = x.shape[1] // width  # a Linear after a flatten reads `span` columns per channel
             columns = mask.repeat_interleave(span)
             predicted[consumer] = _apply(layer, x * columns.view(1, -1, *([1] * (x.dim() - 2))))
-            kept_inputs[consumer] = x[:, torch.nonzero(columns).flatten()]
+            kept_inputs[consumer] = x[:, torch.nonzero(kept.repeat_interleave(span)).flatten()]
         if step.coupled:
             prune_unit(model, unit, selection, example_inputs=example, graph=graph)
         else:

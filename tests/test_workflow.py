@@ -143,8 +143,10 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
     counts = dry_run(tmp_path, ROOT / "config" / "smoke.yaml", extra=("--profile", str(tmp_path / "profiles" / "slurm")))
-    # `criteria: all` at seed 0 and ThiNet, random at seed 1 (VGG), ResNet with and without BN re-estimation
-    assert counts["prune_chain"] == registered_criteria() + 2 + 2 and counts["base_model"] == 2
+    # `criteria: all` at seed 0 and ThiNet, random at seed 1 (VGG), the long budget's ThiNet and random at
+    # seeds 0 and 1, ResNet with and without BN re-estimation, the gcos arm's ThiNet-Conv and its three groupings
+    assert counts["prune_chain"] == registered_criteria() + 2 + 4 + 2 + 1 and counts["base_model"] == 2
+    assert counts["grouped_model"] == 3
 
 
 def test_slurm_profile_requeues_preempted_jobs():

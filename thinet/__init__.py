@@ -2,7 +2,7 @@
 
 The package is built in floors, and nothing imports upward: `types` at the bottom; `models`,
 `data` and `runtime` (training, evaluation, counting, checkpoints); the engine (`selection`,
-`sampling`, `surgery`, `strategies`, `criteria`, `pipeline`); the experiment layer (`report`,
+`sampling`, `surgery`, `strategies`, `criteria`, `grouping`, `pipeline`); the experiment layer (`report`,
 `experiment`); the `cli` on top. Each folder's public face is its `__init__`.
 
 The public API below is flat and imported lazily, so `import thinet` stays cheap:
@@ -62,6 +62,10 @@ _API = {
     "prune_chain": "thinet.pipeline",
     "to_gap": "thinet.strategies",
     "selection_subset": "thinet.data",
+    "convert_model": "thinet.grouping",
+    "plan_grouping": "thinet.grouping",
+    "gcos_partition": "thinet.grouping",
+    "available_groupings": "thinet.grouping",
 }
 
 __all__ = sorted(_API)

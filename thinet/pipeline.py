@@ -16,6 +16,7 @@ unfinished step; fine-tuning inside a step resumes from its epoch checkpoint.
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
                 amp: str | bool | None = None, channels_last: bool | None = None,
                 optimizer: OptimizerSettings | Mapping[str, Any] | None = None,
                 reestimate_bn: bool = False,
-                checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> nn.Module:
+                checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES,
+                verify_cuts: bool = True) -> nn.Module:
     """Prune `steps` in order and return the pruned, fine-tuned model.
 
     `finetune=None` prunes without fine-tuning (then `train_loader` may be None).
@@ -194,8 +196,11 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
     surgery, before the "pruned" evaluation and the fine-tuning (the same for every criterion).
     The model is returned because a resumed run loads it from disk. Inside a step's
     fine-tuning, `train` saves every `checkpoint_minutes` and on SIGTERM/SIGINT.
+    `verify_cuts` compares each cut with the masked reference on a few selection images
+    (`thinet.surgery.verify_cut`, one copy of the model and two forward passes); a cut that is not
+    exact is undone (the model is as after the previous step) and stops the chain with a PruningError.
     """
-    from thinet.surgery import build_graph, find_unit, prune_pair, prune_unit
+    from thinet.surgery import build_graph, find_unit, prune_pair, prune_unit, verify_cut
 
     device = torch.device(device)
     model = model.to(device)
@@ -232,10 +237,15 @@ def prune_chain(model: nn.Module, steps: Sequence[PruneStep], *, criterion: str,
         unit = find_unit(graph, step.pair.producer, shared=True) if step.coupled else None
         selection = _select(model, step, index, criterion, selection_batches, seed, samples_per_image, device,
                             example_inputs, info, unit)
+        reference = copy.deepcopy(model) if verify_cuts else None
         if step.coupled:
             model = prune_unit(model, unit, selection, example_inputs=example_inputs, graph=graph)
         else:
             model = prune_pair(model, step.pair, selection, example_inputs=example_inputs, graph=graph)
+        if reference is not None:  # not exact: the step is undone and the chain stops, naming the layer
+            verify_cut(model, reference, unit if step.coupled else step.pair, selection, selection_batches,
+                       where=f"step {index}")
+            del reference
         if reestimate_bn:
             reestimate_batchnorm(model, selection_batches, device=device)
         metrics: dict[str, Any] = {}

@@ -163,6 +163,26 @@ def least_squares_scale(gram: torch.Tensor, keep: torch.Tensor, layer: str = "?"
     return w.to(torch.float32)
 
 
+def least_squares_to_target(x_hat: torch.Tensor, target: torch.Tensor, layer: str = "?") -> torch.Tensor:
+    """ŵ minimising ‖X̂·w − y‖² for samples X̂ (m×C') of the kept channels and a target y (m).
+
+    Eq. 7 when y = ŷ of the unpruned layer but X̂ was sampled after an earlier cut changed the
+    kept inputs (`thinet.sampling.collect_paired_samples`); with X̂ the unchanged kept columns and
+    y their full sum it is `least_squares_scale`. Solved through that function on the Gram matrix of
+    [X̂, y − X̂·1], whose last column carries the target (same ridge towards 1 when ill-posed).
+
+    >>> x = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    >>> least_squares_to_target(x, x @ torch.tensor([1.0, 2.0, 0.5])).tolist()  # doctest: +ELLIPSIS
+    [1.0..., 2.0..., 0.5...]
+    """
+    if x_hat.dim() != 2 or target.shape != (x_hat.shape[0],):
+        raise PruningError(f"layer {layer!r}: need m×C samples and m targets, got {tuple(x_hat.shape)} and "
+                           f"{tuple(target.shape)}")
+    x = x_hat.detach().to(device="cpu", dtype=torch.float64)
+    z = torch.cat([x, (target.detach().to(device="cpu", dtype=torch.float64) - x.sum(1)).unsqueeze(1)], 1)
+    return least_squares_scale(z.T @ z, torch.arange(x.shape[1]), layer)
+
+
 def _ridge_solve(g_ss: torch.Tensor, rhs: torch.Tensor, layer: str) -> torch.Tensor:
     n = g_ss.shape[0]
     base = float(g_ss.diagonal().sum()) / n
@@ -201,7 +221,7 @@ def select_from_gram(gram: torch.Tensor, keep_ratio: float, least_squares: bool 
 
 
 def select_coupled(grams: Mapping[str, torch.Tensor], keep_ratio: float, *, groups: int = 1,
-                   least_squares: bool = True, layer: str = "?") -> Selection:
+                   least_squares: bool = True, layer: str = "?", forward: bool = False) -> Selection:
     """ThiNet's choice for a channel unit: one greedy selection, one least-squares fit per consumer.
 
     `grams` maps each consumer of the channels to its G_k = X̂_kᵀX̂_k (`thinet.sampling`).
@@ -214,7 +234,9 @@ def select_coupled(grams: Mapping[str, torch.Tensor], keep_ratio: float, *, grou
     grouped consumer G_k is block-diagonal, so this equals selecting per group on that
     group's samples: the increment of a candidate depends only on removals in its own
     block. Each consumer is then refitted by its own Eq. 7 on G_k. With one consumer
-    and `groups=1` this is `select_from_gram`, bit for bit.
+    and `groups=1` this is `select_from_gram`, bit for bit. `forward=True` chooses the kept
+    channels by the forward greedy (`greedy_add`, `thinet_forward`) on the same weighted sum
+    (groups=1 only), and refits each consumer the same way.
 
     >>> x = torch.randn(60, 6, generator=torch.Generator().manual_seed(0))
     >>> sel = select_coupled({"conv2": x.T @ x}, 0.5, groups=2)
@@ -235,18 +257,23 @@ def select_coupled(grams: Mapping[str, torch.Tensor], keep_ratio: float, *, grou
     else:
         total = sum(g.double() / max(float(g.double().sum()), 1e-300) for g in grams.values())
     n_remove = c - groups * num_kept(c // groups, ratio)
-    removed = greedy_remove(total, n_remove, groups)
+    if forward and groups != 1:
+        raise PruningError(f"layer {layer!r}: the forward greedy does not keep equal counts in {groups} groups")
     mask = torch.ones(c, dtype=torch.bool)
-    mask[removed] = False
+    if forward:
+        mask[:] = False
+        mask[greedy_add(total, c - n_remove)] = True
+    else:
+        mask[greedy_remove(total, n_remove, groups)] = False
     keep = torch.nonzero(mask).flatten()
+    removed = torch.nonzero(~mask).flatten()
     scales = {}
     for name, gram in grams.items():
         if least_squares and n_remove > 0:
             scales[name] = least_squares_scale(gram, keep, f"{layer} -> {name}")
         else:
             scales[name] = torch.ones(keep.numel(), dtype=torch.float32)
-    return Selection(keep=keep, removed=torch.sort(removed).values, scale=next(iter(scales.values())),
-                     consumer_scales=scales)
+    return Selection(keep=keep, removed=removed, scale=next(iter(scales.values())), consumer_scales=scales)
 
 
 def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool = True, layer: str = "?") -> Selection:

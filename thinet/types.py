@@ -157,6 +157,22 @@ def check_keep_ratio(keep_ratio: float, where: str) -> float:
 
 
 # The result files' columns (ARCHITECTURE.md): written by the experiment layer, read by the report.
+def grouped_strategy(strategy: str, groups: int) -> str:
+    """The `strategy` cell of a grouped run's rows (gcos, `thinet.grouping`): its source chain's strategy
+    and g, so that runs at different g never pair up.
+
+    >>> grouped_strategy("vgg16_conv", 2), split_grouped_strategy("vgg16_conv/g2"), split_grouped_strategy("auto")
+    ('vgg16_conv/g2', ('vgg16_conv', 2), None)
+    """
+    return f"{strategy}/g{groups}"
+
+
+def split_grouped_strategy(value: str) -> tuple[str, int] | None:
+    """(source strategy, g) of a grouped run's `strategy` cell, None for any other row."""
+    head, sep, tail = str(value).rpartition("/g")
+    return (head, int(tail)) if sep and head and tail.isdigit() else None
+
+
 METRICS_COLUMNS = (
     "config", "experiment", "dataset", "model", "variant", "strategy", "criterion", "keep_ratio", "seed",
     "step", "layer", "phase", "top1", "top5", "loss", "eval_images", "params", "params_with_biases", "flops",
@@ -165,7 +181,21 @@ METRICS_COLUMNS = (
 COMPARE_LAYER_COLUMNS = (
     "config", "dataset", "model", "layer", "keep_ratio", "seed", "criterion", "top1", "top5", "eval_images",
 )
-ARCH_TABLE_COLUMNS = ("model", "params_M", "params_with_biases_M", "flops_B", "paper_params_M", "paper_flops_B")
+ARCH_TABLE_COLUMNS = ("model", "params_M", "params_with_biases_M", "flops_B", "size_MB", "paper_params_M",
+                      "paper_flops_B")
+# The paper's model size: float32 weights in the #Param convention, 1 MB = 2^20 bytes (§4.2: ThiNet-Tiny
+# "only takes 5.05MB", 1.32 M parameters).
+BYTES_PER_PARAM = 4
+BYTES_PER_MB = 2 ** 20
+
+
+def size_mb(params: float) -> float:
+    """Model size in MB (2^20 bytes) of `params` float32 parameters, as the paper counts it.
+
+    >>> round(size_mb(1_323_184), 2)  # ThiNet-Tiny, §4.2: 5.05 MB
+    5.05
+    """
+    return params * BYTES_PER_PARAM / BYTES_PER_MB
 # Added after ARCH_TABLE_COLUMNS when the architectures are timed (`thinet arch-table --timing`).
 ARCH_TIMING_COLUMNS = (
     "flops_ratio", "forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "forward_speedup",

@@ -1,8 +1,10 @@
 """Reproduce the #Param, #FLOPs and f./b. columns of the paper's Tables 1 and 3, without data.
 
 Builds VGG-16 and ResNet-50 (v1), applies each recipe (ThiNet-Conv, -GAP, -Tiny,
-ThiNet-70/50/30) by real channel removal and counts parameters and FLOPs
-(2 x MACs of conv and linear layers) at 3x224x224, next to the paper's values.
+ThiNet-70/50/30) by real channel removal and counts parameters, FLOPs
+(2 x MACs of conv and linear layers) at 3x224x224 and the model size (float32, 1 MB = 2^20 bytes), next
+to the paper's values; two more rows group ThiNet-Tiny's convs into g = 2 and 4 groups (gcos, TPAMI
+2019, reconstructed: thinet.grouping), beside the journal abstract's 2.66 MB.
 --timing adds the median (IQR) forward and backward ms of every row, all rows measured
 interleaved on one device, their speed-up against the original and the FLOPs ratio, beside the
 paper's M40 numbers; --breakdown prints the forward time of the ResNet-50 rows by layer type.
@@ -18,14 +20,14 @@ import argparse
 import sys
 
 NAME = "arch-table"
-HELP = "#Param/#FLOPs (and with --timing f./b. ms) of VGG-16 and ResNet-50 ThiNet variants vs. Tables 1 and 3"
+HELP = "#Param/#FLOPs/size (and with --timing f./b. ms) of VGG-16 and ResNet-50 ThiNet variants vs. Tables 1 and 3"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="write the table to this file (atomically) instead of stdout")
     parser.add_argument("--format", default="csv", choices=("csv", "md"), help="csv (default) or md")
     parser.add_argument("--rows", nargs="+", default=None, metavar="MODEL",
-                        help="only these rows (e.g. ResNet-50 ThiNet-30); default all eight")
+                        help="only these rows (e.g. ResNet-50 ThiNet-30 'ThiNet-Tiny gcos g=2'); default all ten")
     timing = parser.add_argument_group("timing (data-free f./b. columns)")
     timing.add_argument("--timing", action="store_true", help="also time forward and backward of every row")
     timing.add_argument("--breakdown", action="store_true",

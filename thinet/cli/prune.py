@@ -10,9 +10,19 @@ first unfinished layer. Prints parameters and FLOPs before and after.
 With --strategy auto the plan comes first: each channel unit pruned (grouped
 convs, depthwise stages, SE gates; residual streams with --shared-channels)
 and one line per kind of layer skipped, with the reason; --dry-run stops there,
-with the parameters and FLOPs the plan would reach.
+with the parameters and FLOPs the plan would reach. Every cut is compared with
+the masked reference (the unpruned model with each consumer's input multiplied
+by mask·ŵ) on a few selection images: a cut that is not exact is undone and
+stops the run naming the layer (--no-verify-cuts skips the check). Images are
+cropped to the model's own input size (a timm model's pretrained configuration).
+--gcos-groups g then groups every conv of the pruned model it can into g groups (gcos, the TPAMI
+2019 version's group convolution with shuffling, reconstructed: `thinet.grouping`), chosen by
+--grouping (gcos by default; contiguous and random are its baselines) from the same selection
+images, lists the convs it skips and why, and fine-tunes the result with the final budget.
 
     $ thinet prune --model timm:regnetx_002 --dataset imagenet --strategy auto --dry-run --out x.pt
+    $ thinet prune --model vgg16_small --checkpoint vgg16_small.pt --dataset fashion_mnist --keep-ratio 0.5 \\
+          --gcos-groups 2 --grouping gcos --finetune-iterations 100 --out grouped.pt
 
 Example (Fashion-MNIST, the model from `thinet train`):
 
@@ -48,12 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shared-channels", action="store_true",
                         help="with --strategy auto, also prune shared channels (residual block outputs, layers "
                              "with several consumers); the paper leaves them alone")
+    parser.add_argument("--no-verify-cuts", action="store_true",
+                        help="do not compare each cut with the masked reference (the unpruned model with each "
+                             "consumer's input multiplied by mask*w-hat); by default a cut that is not exact is "
+                             "undone and stops the run, naming the layer")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (what is pruned, what is skipped and why) and the parameters and "
                              "FLOPs it would reach, then stop")
     parser.add_argument("--gap", action="store_true",
                         help="after pruning, replace VGG's FC layers by global average pooling and fine-tune "
                              "with the final budget (ThiNet-GAP)")
+    parser.add_argument("--gcos-groups", type=int, default=None, metavar="G",
+                        help="after pruning (and --gap), group every conv that can be into G groups (gcos, "
+                             "TPAMI 2019, reconstructed) and fine-tune with the final budget")
+    parser.add_argument("--grouping", default=None,
+                        help="with --gcos-groups: how the groups are chosen, gcos (default), gcos_nols, "
+                             "contiguous or random")
     per_layer = parser.add_mutually_exclusive_group()
     per_layer.add_argument("--finetune-epochs", type=float, default=None,
                            help="fine-tuning after each layer, in epochs (default 1)")
@@ -113,6 +133,43 @@ def _plan(model: Any, args: argparse.Namespace, strategy: Any, example: Any) -> 
     return plan.steps(args.keep_ratio)
 
 
+def _check_grouping_args(args: argparse.Namespace) -> None:
+    """--gcos-groups/--grouping checked before anything is loaded."""
+    from thinet.grouping import get_grouping
+
+    if args.gcos_groups is None:
+        if args.grouping is not None:
+            raise ValueError("--grouping applies with --gcos-groups only")
+        return
+    if args.gcos_groups < 2:
+        raise ValueError(f"--gcos-groups must be at least 2, got {args.gcos_groups}")
+    args.grouping = args.grouping or "gcos"
+    get_grouping(args.grouping)
+
+
+def _dry_run_groups(model: Any, args: argparse.Namespace, example: Any) -> Any:
+    """The plan of --gcos-groups on the pruned architecture, printed; the grouped architecture (any
+    grouping gives the same shapes, so the data-free contiguous one stands in for a data-driven one)."""
+    from thinet.grouping import convert_model, plan_grouping
+
+    plan = plan_grouping(model, args.gcos_groups, example)
+    print("\n".join(plan.lines()))
+    return convert_model(model, args.gcos_groups, "contiguous", example_inputs=example, plan=plan)
+
+
+def _model_image_size(model: Any, dataset: Any, label: str) -> int | None:
+    """The model's own square input size when the dataset's default differs (a timm model's pretrained
+    configuration, e.g. 256), else None: the images are then cropped to the model's size."""
+    from thinet.models import input_size_of
+
+    _, height, width = input_size_of(model)
+    if dataset.image_size == height or height != width:
+        return None
+    print(f"{label}: using the model's input size {height}x{width} (the dataset's default is "
+          f"{dataset.image_size}x{dataset.image_size})")
+    return height
+
+
 def run(args: argparse.Namespace) -> int:
 
     from thinet.cli._args import (build_model, check_dataset_name, check_fits, check_model_name, check_output,
@@ -128,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_keep_ratio(args.keep_ratio, "--keep-ratio (every pruned layer)")
     get_criterion(args.criterion)
+    _check_grouping_args(args)
     strategy = get_strategy(args.strategy)
     if args.shared_channels and args.strategy != "auto":
         raise ValueError("--shared-channels applies to --strategy auto only")
@@ -142,10 +200,14 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(f"{out}.chain")
     label = args.model or args.checkpoint
 
-    tune_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True,
-                           preprocessing=args.preprocessing)
     select_set = get_dataset(args.dataset, "train", root=args.data_root, preprocessing=args.preprocessing)
     model = build_model(args.model, select_set.num_classes, args.checkpoint).to(device)
+    image_size = _model_image_size(model, select_set, label)
+    if image_size is not None:
+        select_set = get_dataset(args.dataset, "train", root=args.data_root, preprocessing=args.preprocessing,
+                                 image_size=image_size)
+    tune_set = get_dataset(args.dataset, "train", root=args.data_root, train_transform=True,
+                           preprocessing=args.preprocessing, image_size=image_size)
     size = check_fits(model, select_set, label)
     if args.gap:
         check_gap_ready(model, label)
@@ -154,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
     steps = _plan(model, args, strategy, example)
     if args.dry_run:
         after_model = prune_with_first_channels(copy.deepcopy(model), steps, example)
+        if args.gcos_groups is not None:
+            after_model = _dry_run_groups(after_model, args, example)
         after = count_params(after_model), count_flops(after_model, size)
         print(f"dry run: {before[0] / 1e6:.3f}M -> {after[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B -> "
               f"{after[1] / 1e9:.4f}B FLOPs ({100 * (1 - after[1] / before[1]):.1f} % fewer) at keep ratio "
@@ -162,18 +226,23 @@ def run(args: argparse.Namespace) -> int:
     subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
     print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "
           f"layers with {args.criterion}, keep ratio {args.keep_ratio}")
-    tune_loader = make_loader(tune_set, args.batch_size, workers=args.workers, shuffle=True) if plan or args.gap else None
+    grouped = args.gcos_groups is not None
+    tune_loader = make_loader(tune_set, args.batch_size, workers=args.workers, shuffle=True) \
+        if plan or args.gap or grouped else None
     model = prune_chain(model, steps, criterion=args.criterion, selection_batches=make_loader(subset, 64),
                         finetune=plan, train_loader=tune_loader, workdir=workdir, seed=args.seed, device=device,
                         example_inputs=example, samples_per_image=args.samples_per_image,
                         settings={"model": args.model, "checkpoint": args.checkpoint, "dataset": args.dataset,
                                   "strategy": args.strategy},
-                        progress=not args.no_progress, optimizer=optimizer_settings(args))
+                        progress=not args.no_progress, optimizer=optimizer_settings(args),
+                        verify_cuts=not args.no_verify_cuts)
     if args.gap:
         model = gap_model(model, select_set.num_classes, seed=args.seed).to(device)
         train(model, tune_loader, final, device=device, checkpoint_path=workdir / "gap.pt",
               seed=derive_seed(args.seed, "gap"), progress=not args.no_progress, desc="GAP fine-tuning",
               optimizer=optimizer_settings(args))
+    if grouped:
+        _group(model, args, make_loader(subset, 64), example, tune_loader, final, workdir)
     if not dist_info().is_main:
         return 0  # rank 0 reports and writes
     after = count_params(model), count_flops(model, size)
@@ -192,3 +261,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"per-layer checkpoints kept in {workdir}", file=sys.stderr)
     return 0
+
+
+def _group(model: Any, args: argparse.Namespace, selection: Any, example: Any, tune_loader: Any, final: Any,
+           workdir: Path) -> None:
+    """--gcos-groups: the plan listed, every conv it allows grouped in place, then the final fine-tune."""
+    from thinet.cli._args import optimizer_settings
+    from thinet.grouping import convert_model, plan_grouping
+    from thinet.runtime import derive_seed, train
+
+    plan = plan_grouping(model, args.gcos_groups, example)
+    print("\n".join(plan.lines()))
+    convert_model(model, args.gcos_groups, args.grouping, batches=selection, seed=derive_seed(args.seed, "gcos"),
+                  samples_per_image=args.samples_per_image, plan=plan,
+                  progress=None if args.no_progress else (lambda line: print(f"  {line}", file=sys.stderr)))
+    if args.finetune_iterations != 0:
+        train(model, tune_loader, final, device=next(model.parameters()).device, checkpoint_path=workdir / "gcos.pt",
+              seed=derive_seed(args.seed, "gcos-finetune"), progress=not args.no_progress,
+              desc=f"{args.grouping} g={args.gcos_groups} fine-tuning", optimizer=optimizer_settings(args))

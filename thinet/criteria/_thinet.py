@@ -37,11 +37,12 @@ def _thinet(ctx: CriterionContext, least_squares: bool) -> Selection:
     return select_channels(_samples(ctx), ctx.keep_ratio, least_squares=least_squares, layer=ctx.pair.producer)
 
 
-def _thinet_unit(ctx: CriterionContext, least_squares: bool) -> Selection:
+def _thinet_unit(ctx: CriterionContext, least_squares: bool, forward: bool = False) -> Selection:
     """A channel unit (`thinet.surgery.find_unit`): X̂ at every consumer, one coupled selection.
 
     The first consumer draws from the step's seed, so a unit with one plain consumer
-    samples and selects exactly as the plain pair does.
+    samples and selects exactly as the plain pair does. Where the cut changes the kept
+    inputs (a stream, an SE gate) each consumer's ŵ is refitted on samples taken after it.
     """
     from thinet.runtime import derive_seed
     from thinet.sampling import collect_samples
@@ -52,10 +53,18 @@ def _thinet_unit(ctx: CriterionContext, least_squares: bool) -> Selection:
         seed = ctx.seed if index == 0 else derive_seed(ctx.seed, "consumer", index)
         x_hat = collect_samples(ctx.model, LayerPair(ctx.pair.producer, consumer), ctx.batches,
                                 samples_per_image=ctx.samples_per_image, seed=seed, device=ctx.device,
-                                grouped=consumer in ctx.unit.grouped_consumers)
+                                grouped=consumer in ctx.unit.grouped_consumers, window=ctx.unit.window(consumer))
         grams[consumer] = x_hat.T @ x_hat
-    return select_coupled(grams, ctx.keep_ratio, groups=ctx.unit.groups, least_squares=least_squares,
-                          layer=ctx.pair.producer)
+    selection = select_coupled(grams, ctx.keep_ratio, groups=ctx.unit.groups, least_squares=least_squares,
+                               layer=ctx.pair.producer, forward=forward)
+    if least_squares and ctx.unit.drifts:
+        from thinet.models import example_inputs
+        from thinet.surgery import refit_after_cut
+
+        example = ctx.example_inputs if ctx.example_inputs is not None else example_inputs(ctx.model)
+        selection = refit_after_cut(ctx.model, ctx.unit, selection, ctx.batches, example_inputs=example,
+                                    samples_per_image=ctx.samples_per_image, seed=ctx.seed, device=ctx.device)
+    return selection
 
 
 @register_criterion("thinet")
@@ -82,10 +91,12 @@ thinet_nols.grouped_units = True  # type: ignore[attr-defined]
 def thinet_forward(ctx: CriterionContext) -> Selection:
     """Forward greedy (TPAMI 2019): add the channel best explaining the residual of y-hat, refit w-hat.
 
-    On a channel unit it scores the step's own pair (the first consumer), as the baselines do.
+    On a channel unit it samples every consumer and refits each one, as `thinet` does.
     """
     from thinet.selection import select_channels_forward
 
+    if ctx.unit is not None:
+        return _thinet_unit(ctx, least_squares=True, forward=True)
     return select_channels_forward(_samples(ctx), ctx.keep_ratio, layer=ctx.pair.producer)
 
 

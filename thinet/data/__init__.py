@@ -13,6 +13,7 @@ from thinet.data._base import FIXTURE_MARKER, ClassificationDataset, DatasetSize
 from thinet.data._registry import SPLITS, available_datasets, check_dataset_preprocessing, get_entry, register_dataset
 from thinet.data._subset import selection_subset
 from thinet.data._fixtures import make_fixture
+from thinet.data._image_files import ImageFileDataset, check_files_exist
 from thinet.data._manifest import dataset_from_manifest, unreadable_error, verify_split
 from thinet.data._transforms import CAFFE_BGR_MEAN, PREPROCESSINGS
 
@@ -26,7 +27,7 @@ __all__ = ["CAFFE_BGR_MEAN", "FIXTURE_MARKER", "PREPROCESSINGS", "Classification
 
 def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_transform: bool = False,
                 image_size: int | None = None, preprocessing: str = "torchvision",
-                manifest: str | Path | None = None) -> ClassificationDataset:
+                manifest: str | Path | None = None, check_files: bool = True) -> ClassificationDataset:
     """The dataset `name` ("fashion_mnist", "imagenet", "cub200", "indoor67"), split "train" or "val".
 
     "val" is the test split where the dataset calls it so. `train_transform`
@@ -36,7 +37,9 @@ def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_
     model's input: "torchvision" (scaled to 0-1, normalised; what torchvision/timm weights
     expect) or "caffe" (BGR, 0-255 minus CAFFE_BGR_MEAN; MSRA's Caffe ResNet-50, RGB sets
     only). With `manifest` (the data step's verified file list), an image-file split is rebuilt
-    from it, not from its listing. The result exposes
+    from it, not from its listing; without, every file its index lists must exist (one error lists
+    all missing files; `check_files=False` leaves that to the caller: the data step, which reports
+    them with the unreadable ones). The result exposes
     `.num_classes`, `.in_channels`, `.image_size`, `.targets`, `.classes`.
 
     >>> ds = get_dataset("fashion_mnist", "val")  # doctest: +SKIP
@@ -55,5 +58,8 @@ def get_dataset(name: str, split: str, *, root: str | Path | None = None, train_
             return dataset_from_manifest(verified, root=Path(verified["root"]), split=split,
                                          train_transform=bool(train_transform), image_size=image_size,
                                          manifest=str(manifest), preprocessing=preprocessing)
-    return entry.load(split, root=None if root is None else Path(root).expanduser(),
-                      train_transform=bool(train_transform), image_size=image_size, preprocessing=preprocessing)
+    dataset = entry.load(split, root=None if root is None else Path(root).expanduser(),
+                         train_transform=bool(train_transform), image_size=image_size, preprocessing=preprocessing)
+    if check_files and isinstance(dataset, ImageFileDataset):
+        check_files_exist(dataset)
+    return dataset

@@ -1,7 +1,9 @@
 """Datasets of image files on disk (ImageNet, CUB-200, Indoor-67): index-file parsing and the item loader."""
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +18,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 class ImageFileDataset(ClassificationDataset):
-    """RGB images decoded on access; a file that cannot be read is an error naming it (never skipped)."""
+    """RGB images decoded on access; a file that cannot be read is an error naming it (never skipped).
+
+    `listed_at` says where each file is listed ("index-file:line"); without it the files come from a
+    folder scan (ImageNet), which lists only what exists.
+    """
 
     in_channels = 3
 
@@ -36,6 +42,7 @@ class ImageFileDataset(ClassificationDataset):
         self.preprocessing = preprocessing
         self.transform: Callable = imagenet_transform(train_transform, self.image_size, preprocessing)
         # Where each file is listed ("index-file:line", or the file itself for folder-scanned splits).
+        self.from_index = listed_at is not None
         self.listed_at = listed_at if listed_at is not None else [str(f) for f in files]
         # From a verified manifest: each read checks the file still has its verified size (a cheap stat).
         self._sizes = None if sizes is None else np.asarray(sizes, dtype=np.int64)
@@ -58,12 +65,17 @@ class ImageFileDataset(ClassificationDataset):
         return self.transform(load_rgb(path)), int(self.targets[index])
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode an image fully (so truncation shows here, not later) as RGB; errors name the file."""
+def load_rgb(path: Path, data: bytes | None = None) -> Image.Image:
+    """Decode an image fully (so truncation shows here, not later) as RGB; errors name the file.
+
+    `data`: the file's bytes when already read (the data step hashes and decodes one read).
+    """
     try:
-        with Image.open(path) as image:
+        with Image.open(path if data is None else io.BytesIO(data)) as image:
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError as err:  # its text names the BytesIO object, not the file
+        raise ValueError(f"cannot read image {path}: cannot identify image file (not an image PIL reads)") from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
@@ -94,8 +106,37 @@ def parse_int(text: str, path: Path, number: int, what: str) -> int:
         raise ValueError(f"{path}:{number}: {what} {text!r} is not an integer") from None
 
 
-def require_file(image: Path, index: Path, number: int) -> Path:
-    """The listed image must exist: a run never trains on a silently shortened dataset."""
-    if not image.is_file():
-        raise FileNotFoundError(f"{index}:{number}: listed image {image} does not exist")
-    return image
+def listed_path(folder: Path, relative: str, index: Path, number: int) -> Path:
+    """`folder / relative` for a path read from line `number` of `index`; one that would leave `folder`
+    (absolute, or climbing out with '..') is a ValueError naming the file and line.
+
+    >>> listed_path(Path("/data/cub/images"), "001.Bird/a.jpg", Path("images.txt"), 3)
+    PosixPath('/data/cub/images/001.Bird/a.jpg')
+    >>> listed_path(Path("/data/cub/images"), "../../outside.jpg", Path("images.txt"), 7)
+    Traceback (most recent call last):
+    ...
+    ValueError: images.txt:7: '../../outside.jpg' leaves /data/cub/images (index paths are relative to it)
+    """
+    normal = posixpath.normpath(relative.replace("\\", "/"))
+    if posixpath.isabs(normal) or normal in (".", "..") or normal.startswith("../"):
+        raise ValueError(f"{index}:{number}: {relative!r} leaves {folder} (index paths are relative to it)")
+    return folder / normal
+
+
+def missing_files(dataset: ImageFileDataset) -> list[str]:
+    """`"<listing line>: listed image <path> does not exist"` for each file an index lists that is not there."""
+    if not dataset.from_index:
+        return []
+    return [f"{dataset.listed_at[i]}: listed image {dataset.path(i)} does not exist" for i in range(len(dataset))
+            if not os.path.isfile(dataset._paths[i])]
+
+
+def check_files_exist(dataset: ImageFileDataset) -> None:
+    """Every listed image exists (a run never trains on a silently shortened dataset): else one
+    FileNotFoundError listing each missing file with its index line."""
+    missing = missing_files(dataset)
+    if len(missing) == 1:
+        raise FileNotFoundError(missing[0])
+    if missing:
+        lines = "\n".join(f"  {m}" for m in missing)
+        raise FileNotFoundError(f"{len(missing)} listed images of the {dataset.split} split do not exist:\n{lines}")

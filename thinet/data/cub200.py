@@ -11,7 +11,7 @@ import numpy as np
 
 from thinet.data._base import check_expected_count
 from thinet.data._fixtures import write_jpegs, write_lines
-from thinet.data._image_files import ImageFileDataset, parse_int, read_index, require_file
+from thinet.data._image_files import ImageFileDataset, listed_path, parse_int, read_index
 from thinet.data._registry import register_dataset
 
 EXPECTED_COUNTS = {"train": 5994, "val": 5794}
@@ -92,7 +92,7 @@ def load_cub200(split: str, *, root: Path | None = None, train_transform: bool =
         if not 1 <= label <= len(classes):
             raise ValueError(f"{labels_txt}:{label_line}: label {label} is out of range 1..{len(classes)}")
         line, relative = images[image_id]
-        image = require_file(base / "images" / relative, images_txt, line)
+        image = listed_path(base / "images", relative, images_txt, line)
         if flag == want:
             files.append(image)
             targets.append(label - 1)

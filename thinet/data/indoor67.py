@@ -8,7 +8,7 @@ import numpy as np
 
 from thinet.data._base import check_expected_count
 from thinet.data._fixtures import write_jpegs, write_lines
-from thinet.data._image_files import ImageFileDataset, read_index, require_file
+from thinet.data._image_files import ImageFileDataset, listed_path, read_index
 from thinet.data._registry import register_dataset
 
 EXPECTED_COUNTS = {"train": 5360, "val": 1340}
@@ -26,12 +26,13 @@ def _images_dir(root: Path) -> Path:
 def _read_list(index: Path, images_dir: Path,
                index_of: dict[str, int]) -> tuple[list[Path], list[int], set[str], list[str]]:
     files, targets, listed, lines = [], [], set(), []
-    for number, (relative,) in read_index(index, fields=1):
-        relative = relative.replace("\\", "/")
+    for number, (listed_as,) in read_index(index, fields=1):
+        path = listed_path(images_dir, listed_as, index, number)
+        relative = path.relative_to(images_dir).as_posix()  # the class is the folder the file is in
         class_name = relative.split("/", 1)[0]
         if class_name not in index_of or "/" not in relative:
-            raise ValueError(f"{index}:{number}: {relative!r} does not start with a class folder of {images_dir}")
-        files.append(require_file(images_dir / relative, index, number))
+            raise ValueError(f"{index}:{number}: {listed_as!r} does not start with a class folder of {images_dir}")
+        files.append(path)
         targets.append(index_of[class_name])
         listed.add(relative)
         lines.append(f"{index}:{number}")

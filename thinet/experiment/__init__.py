@@ -29,6 +29,7 @@ from thinet.experiment._config import (
 )
 from thinet.experiment._data_job import run_prepare_data_job, run_selection_job, unreadable_count
 from thinet.experiment._eval_job import run_eval_job
+from thinet.experiment._grouped_job import run_grouped_job
 from thinet.experiment._jobs import (
     device_label, job_args, load_model, load_spec, log, make_loader, resolve_device, save_model, start_job,
 )
@@ -44,7 +45,7 @@ __all__ = [
     "device_label", "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config", "load_model",
     "load_spec", "log", "make_loader", "models_dir", "models_markdown", "print_results", "prune_random", "read_sidecar",
     "read_yaml_files", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
-    "run_compare_layer_job", "run_convergence_check", "run_eval_job", "run_models_bench", "run_prepare_data_job",
+    "run_compare_layer_job", "run_convergence_check", "run_eval_job", "run_grouped_job", "run_models_bench", "run_prepare_data_job",
     "run_pretrain_job",
     "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "run_train_job",
     "samples_needed", "save_model", "scratch_model", "start_job", "tracking_uri", "unreadable_count",

@@ -3,7 +3,9 @@
 
 Each paper recipe is applied to the original VGG-16 / ResNet-50 (v1) through
 `prune_pair`, keeping the first channels (which channels are kept does not
-change the shapes), and the result is counted at 3×224×224.
+change the shapes), and the result is counted at 3×224×224. The gcos rows (TPAMI 2019, reconstructed:
+`thinet.grouping`) then group every conv but conv1_1 into g groups; the model size is the paper's
+(float32, 1 MB = 2^20 bytes: `thinet.types.size_mb`).
 
     >>> rows = arch_table(names=["ThiNet-GAP"])
     >>> rows[0]["model"], round(rows[0]["params_M"], 2), rows[0]["paper_params_M"]
@@ -19,28 +21,34 @@ from torch import nn
 
 from thinet.experiment._arch_timing import TimingPlan, add_timing, timing_plan_of
 from thinet.experiment._jobs import log
+from thinet.grouping import convert_model
 from thinet.runtime import layer_type_times, model_counts, write_text_atomic
 from thinet.models import create_model
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
-from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS, PruningError
+from thinet.types import ARCH_TABLE_COLUMNS, ARCH_TIMING_COLUMNS, PruningError, size_mb
 
 COUNT_INPUT_SIZE = (3, 224, 224)
 # Tracing input: VGG's adaptive avgpool gives fc6 its 7×7 map at any size; ResNet's GAP likewise.
 TRACE_INPUT = {"vgg16": (1, 3, 32, 32), "resnet50_v1": (1, 3, 64, 64)}
 IMAGENET_CLASSES = 1000
+# gcos's groups depend on data; any partition gives the same shapes, and a random one (seed 0) has the
+# same channel shuffle before each grouped conv that a data-chosen one has (timing), without data.
+DATA_FREE_GROUPING = "random"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One row: a base model, an optional GAP head, a strategy at a keep ratio, the paper's numbers."""
+    """One row: a base model, an optional GAP head, a strategy at a keep ratio, the paper's numbers (None:
+    the paper gives none), and `groups` > 1 to group its convs afterwards (gcos)."""
 
     name: str
     base: str
     strategy: str | None
     keep_ratio: float
     gap: bool
-    paper_params_M: float
-    paper_flops_B: float
+    paper_params_M: float | None
+    paper_flops_B: float | None
+    groups: int = 1
 
 
 # Reference columns copied from the paper (Table 1: VGG-16, Table 3: ResNet-50); never used in a computation.
@@ -49,6 +57,9 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("ThiNet-Conv", "vgg16", "vgg16_conv", 0.5, False, 131.44, 9.58),
     Recipe("ThiNet-GAP", "vgg16", "vgg16_conv", 0.5, True, 8.32, 9.34),
     Recipe("ThiNet-Tiny", "vgg16", "vgg16_tiny", 0.25, True, 1.32, 2.01),
+    # The journal's abstract gives ThiNet-Tiny with gcos 2.66 MB and no parameter or FLOP count.
+    Recipe("ThiNet-Tiny gcos g=2", "vgg16", "vgg16_tiny", 0.25, True, None, None, groups=2),
+    Recipe("ThiNet-Tiny gcos g=4", "vgg16", "vgg16_tiny", 0.25, True, None, None, groups=4),
     Recipe("ResNet-50", "resnet50_v1", None, 1.0, False, 25.56, 7.72),
     Recipe("ThiNet-70", "resnet50_v1", "resnet_bottleneck", 0.7, False, 16.94, 4.88),
     Recipe("ThiNet-50", "resnet50_v1", "resnet_bottleneck", 0.5, False, 12.38, 3.41),
@@ -70,6 +81,8 @@ def build_recipe(recipe: Recipe, device: str | torch.device = "meta") -> nn.Modu
         x = torch.zeros(TRACE_INPUT[recipe.base], device=device)
         steps = get_strategy(recipe.strategy)(model, recipe.keep_ratio, x)
         model = prune_with_first_channels(model, steps, x)
+        if recipe.groups > 1:
+            model = convert_model(model, recipe.groups, DATA_FREE_GROUPING, example_inputs=x)
     return model
 
 
@@ -104,6 +117,7 @@ def arch_table(names: list[str] | None = None, progress: Callable[[str], None] |
             "params_M": counts["params"] / 1e6,
             "params_with_biases_M": counts["params_with_biases"] / 1e6,
             "flops_B": counts["flops"] / 1e9,
+            "size_MB": size_mb(counts["params"]),
             "paper_params_M": recipe.paper_params_M,
             "paper_flops_B": recipe.paper_flops_B,
         })

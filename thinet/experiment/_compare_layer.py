@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from thinet.criteria import CriterionContext, available_criteria, get_criterion, load_criterion_modules, run_criterion
+from thinet.experiment._data_job import checked_data
 from thinet.experiment._jobs import log, resolve_device
 from thinet.runtime import write_text_atomic
 from thinet.types import COMPARE_LAYER_COLUMNS, LayerPair, PruningError, check_keep_ratio
@@ -98,11 +99,13 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
                       per_class: int = 10, samples_per_image: int = 10, seed: int = 0,
                       eval_max_images: int | None = None, device: str | torch.device | None = None,
                       criteria: Sequence[str] | None = None, criteria_modules: Sequence[str] = (),
-                      config: str = "adhoc", batch_size: int = 64,
-                      image_size: int | None = None, preprocessing: str = "torchvision") -> list[dict[str, Any]]:
+                      config: str = "adhoc", batch_size: int = 64, image_size: int | None = None,
+                      preprocessing: str = "torchvision",
+                      manifest: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Build model and data by name, run `compare_layer`, return rows with the compare_layer.csv columns.
 
-    `criteria` defaults to every registered criterion (after loading `criteria_modules`).
+    `criteria` defaults to every registered criterion (after loading `criteria_modules`); `manifest`
+    is the data step's (its verified files are read, not the listing).
     """
     from thinet.data import get_dataset, selection_subset
     from thinet.models import create_model, example_inputs
@@ -113,8 +116,10 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
     for name in names:
         get_criterion(name)
     dev = resolve_device(None if device is None else str(device))
-    train = get_dataset(dataset, "train", root=data_root, image_size=image_size, preprocessing=preprocessing)
-    val = get_dataset(dataset, "val", root=data_root, image_size=image_size, preprocessing=preprocessing)
+    train = get_dataset(dataset, "train", root=data_root, image_size=image_size, preprocessing=preprocessing,
+                        manifest=manifest)
+    val = get_dataset(dataset, "val", root=data_root, image_size=image_size, preprocessing=preprocessing,
+                      manifest=manifest)
     net = create_model(model, train.num_classes, checkpoint=checkpoint).to(dev).eval()
     example = example_inputs(net)
     pair = resolve_pair(net, layer, example)
@@ -199,13 +204,16 @@ def write_compare_outputs(rows: Sequence[dict[str, Any]], layer: str, out_csv: s
 
 def run_compare_layer_job(spec: dict[str, Any], model_file: str | os.PathLike, out_csv: str | os.PathLike,
                           out_md: str | os.PathLike) -> None:
-    """The workflow's compare-layer job (config key `compare_layer`), on the base model in `model_file`."""
+    """The workflow's compare-layer job (config key `compare_layer`), on the base model in `model_file`,
+    reading the data manifest (`checked_data`: the data step's, or the same check done here)."""
     cmp, dataset = spec["compare_layer"], spec["dataset"]
-    rows = run_compare_layer(
-        model=spec["model"], dataset=dataset["name"], checkpoint=model_file, data_root=dataset["root"],
-        image_size=dataset.get("image_size"), preprocessing=spec["data"]["preprocessing"], layer=cmp["layer"], keep_ratio=cmp["keep_ratio"],
-        per_class=spec["selection"]["per_class"], samples_per_image=spec["selection"]["samples_per_image"],
-        seed=cmp["seed"], eval_max_images=spec["data"]["final_eval_images"],
-        device=None if spec["device"] == "auto" else spec["device"], criteria=cmp["criteria"],
-        criteria_modules=spec["criteria_modules"], config=spec["config"])
+    with checked_data(spec, f"{out_csv}.data.json") as spec:
+        rows = run_compare_layer(
+            model=spec["model"], dataset=dataset["name"], checkpoint=model_file, data_root=dataset["root"],
+            image_size=dataset.get("image_size"), preprocessing=spec["data"]["preprocessing"], layer=cmp["layer"],
+            keep_ratio=cmp["keep_ratio"], per_class=spec["selection"]["per_class"],
+            samples_per_image=spec["selection"]["samples_per_image"], seed=cmp["seed"],
+            eval_max_images=spec["data"]["final_eval_images"],
+            device=None if spec["device"] == "auto" else spec["device"], criteria=cmp["criteria"],
+            criteria_modules=spec["criteria_modules"], config=spec["config"], manifest=spec["manifest"])
     log.info("%s", write_compare_outputs(rows, cmp["layer"], out_csv, out_md))

@@ -18,16 +18,17 @@ import copy
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from thinet.types import PruningError
+from thinet.types import PruningError, grouped_strategy
 
 MODEL_PREFIXES = ("torchvision:", "timm:")
-DEFAULT_LABELS = {"original": "Original", "chain": "{criterion} r={r}", "gap": "GAP",
+DEFAULT_LABELS = {"original": "Original", "chain": "{criterion} r={r}", "gap": "GAP", "grouped": "{grouping} g={g}",
                   "scratch": "Train from scratch", "transfer": "{id}"}
 
 
@@ -166,10 +167,44 @@ def criteria_of(value: str | list[str], key: str, allowed: list[str]) -> list[st
     return list(value)
 
 
+# A name that becomes part of a file path (results/<name>/<kind>/<run id>/, models/<name>/<base>.pt; run
+# ids are <experiment>-<variant id>...): the schema's rule for `name`, no leading dot and so never '.' or
+# '..', and no '/'; also what the workflow's {run} wildcard matches.
+PATH_PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_PATH_PART_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
+
+
+def check_path_part(value: Any, key: str, what: str) -> None:
+    """A ConfigError naming `key` unless `value` (a `what` from the config) is safe as one part of a path.
+
+    >>> check_path_part("vgg_criteria", "experiments", "experiment name")
+    >>> try:
+    ...     check_path_part("../../tmp/x", "experiments", "experiment name")
+    ... except ConfigError as err:
+    ...     print(err)
+    config key 'experiments': experiment name '../../tmp/x' becomes part of file paths; use letters, digits, '_', '-' and '.', not starting with '.'
+    """
+    if not isinstance(value, str) or not PATH_PART.fullmatch(value):
+        raise ConfigError(f"config key {key!r}: {what} {value!r} becomes part of file paths; use {_PATH_PART_RULE}")
+
+
+def _check_path_names(config: Mapping[str, Any]) -> None:
+    # Before anything is planned or written: a name like '../../x' would put outputs outside results/.
+    for name in config["bases"]:
+        check_path_part(name, "bases", "base name")
+    for exp, spec in config["experiments"].items():
+        check_path_part(exp, "experiments", "experiment name")
+        for i, var in enumerate(spec["variants"]):
+            if "id" in var:
+                check_path_part(var["id"], f"experiments.{exp}.variants[{i}].id", "variant id")
+
+
 def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None:
-    """Semantic checks after the schema: names registered, data present, references resolve."""
+    """Semantic checks after the schema: names that become paths safe, names registered, data present,
+    references resolve."""
     from thinet.data import check_dataset_preprocessing
 
+    _check_path_names(config)
     known = _registries(config)
     gpus, batch = config.get("gpus", 0), config["data"]["batch_size"]
     if gpus > 1 and batch % gpus:
@@ -206,7 +241,11 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
         if "base" in cmp:
             _require("base", cmp["base"], "compare_layer.base", list(config["bases"]))
         criteria_of(cmp.get("criteria", "all"), "compare_layer.criteria", known["criterion"])
-    build_plan(config, criteria=known["criterion"])  # reference errors surface here
+    plan = build_plan(config, criteria=known["criterion"])  # reference errors surface here
+    for run_id, run in plan.runs.items():  # criterion names (plugins too) are part of run ids
+        if not PATH_PART.fullmatch(run_id):
+            where = f"experiments.{run['experiment']}" if run.get("experiment") else "bases"
+            check_path_part(run_id, where, "run id")
 
 
 # ---------------------------------------------------------------- the plan
@@ -294,6 +333,34 @@ def _chain_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, An
     return runs
 
 
+def _grouped_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, Any], source: Mapping[str, Any],
+                  key: str) -> list[dict[str, Any]]:
+    """A `grouped` variant: the `from` chain's model grouped (gcos and its baselines), one run per grouping,
+    g and seed, each fine-tuned with `train`; rows carry criterion = the grouping, strategy = '<chain's
+    strategy>/g<g>' (`thinet.types.grouped_strategy`) and the chain's rate."""
+    from thinet.grouping import available_groupings
+
+    if source["kind"] != "chain":
+        raise ConfigError(f"config key '{key}.from': a grouped variant groups a pruned chain's model; "
+                          f"{var.get('from', 'base')!r} is a {source['kind']!r} variant")
+    known = available_groupings()
+    for j, name in enumerate(var["groupings"]):
+        if name not in known:
+            raise ConfigError(f"config key '{key}.groupings[{j}]': unknown grouping {name!r}; allowed: "
+                              f"{', '.join(known)}")
+    cells = [(name, g, seed) for name in var["groupings"] for g in var["groups"] for seed in var.get("seeds", [0])]
+    runs = []
+    for name, g, seed in cells:
+        prefix = f"{exp}-{vid}" if vid != "grouped" else exp
+        rid = prefix if "id" in var and len(cells) == 1 else f"{prefix}-{name}-g{g}-s{seed}"
+        label = var.get("label", DEFAULT_LABELS["grouped"]).format(
+            grouping=name, g=g, seed=seed, id=vid, criterion=source["criterion"], r=_fmt_rate(source["keep_ratio"]),
+            pct=round(source["keep_ratio"] * 100))
+        runs.append({**common, "id": rid, "variant": label, "criterion": name, "grouping": name, "groups": g,
+                     "seed": seed, "strategy": grouped_strategy(source["strategy"], g), "train": var["train"]})
+    return runs
+
+
 def _kept_scratch(config: Mapping[str, Any], key: str, kind: str, like: Mapping[str, Any], base: Mapping[str, Any],
                   run_id: str) -> dict[str, Any]:
     """A scratch variant trained once by rule `pretrain_scratch` and kept like a `pretrain` base: its
@@ -317,8 +384,9 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
         key = f"experiments.{exp}.variants[{i}]"
         kind = var["kind"]
         vid = var.get("id") or kind
-        # Chains without an id may repeat (one per seed grid, say); they cannot be referred to.
-        referable = kind != "chain" or "id" in var
+        # Chains and grouped variants without an id may repeat (one per seed grid, say); they cannot be
+        # referred to.
+        referable = kind not in ("chain", "grouped") or "id" in var
         if referable and vid in local:
             raise ConfigError(f"config key '{key}.id': variant id {vid!r} is used twice in experiment {exp!r} "
                               f"(give each variant a distinct 'id')")
@@ -335,7 +403,7 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
 
         source = one_run("like" if kind == "scratch" else "from") if kind != "transfer" else base
         common = {"kind": kind, "experiment": exp, "dataset": base["dataset"], "model": base["model"],
-                  "after": source["id"] if kind in ("original", "chain", "gap", "scratch") else None,
+                  "after": source["id"] if kind in ("original", "chain", "gap", "scratch", "grouped") else None,
                   "strategy": source.get("strategy", ""), "criterion": source.get("criterion", ""),
                   "keep_ratio": source.get("keep_ratio", 1.0), "seed": var.get("seed", source.get("seed", 0)),
                   "training": _training_settings(config)}
@@ -343,6 +411,8 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
             crits = criteria_of(var["criteria"], f"{key}.criteria", criteria_known)
             n = len(crits) * len(var["keep_ratios"]) * len(var.get("seeds", [0]))
             new = _chain_runs(exp, vid, var, common, crits, single_id=bool(var.get("id")) and n == 1)
+        elif kind == "grouped":
+            new = _grouped_runs(exp, vid, var, common, source, key)
         else:
             label = var.get("label", DEFAULT_LABELS[kind]).format(id=vid, criterion=common["criterion"],
                                                                   r=_fmt_rate(common["keep_ratio"]), seed=common["seed"],
@@ -355,7 +425,7 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
             new = [{**common, **extra, "id": f"{exp}-{vid}", "variant": label}]
         for run in new:
             run["source_hash"] = runs.get(run["after"], {}).get("hash") if run["after"] else None
-            if kind == "chain":
+            if kind in ("chain", "grouped"):  # a grouped run samples the same selection images as ThiNet
                 run["selection"] = selection_id(run["dataset"], config["selection"]["per_class"], run["seed"])
                 run["selection_settings"] = dict(config["selection"])
             run["hash"] = settings_hash({k: v for k, v in run.items() if k not in ("variant", "experiment")})

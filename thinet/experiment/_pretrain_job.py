@@ -8,6 +8,10 @@ this workflow's own rules `pretrain_base` and `pretrain_scratch` produced and th
 the file's sha256) and `<name>.log` (the training log). `snakemake --forcerun pretrain_base`
 (`pretrain_scratch`) trains them again. The jobs that load them refuse a file whose record does not
 match the config or whose checksum is wrong.
+
+These rules have no input made by a job (a fresh clone would otherwise retrain the committed models), so
+they may start before the data step: they read its manifest when it is there, else verify the data the
+same way themselves (`checked_data`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from thinet.experiment._builders import build_run_model, pruned_architecture, scratch_model
+from thinet.experiment._data_job import checked_data
 from thinet.experiment._jobs import eval_loader, log, resolve_device, spec_dataset, train_loader
 from thinet.runtime import (
     DEFAULT_CHECKPOINT_MINUTES, atomic_save, atomic_write_json, evaluate, seed_everything, train,
@@ -51,18 +56,18 @@ def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
     kept scratch variant with its `train` schedule), evaluate it on the whole evaluation split, and write
     the state_dict to `out` with its record beside it."""
     run = spec["run"]
-    spec = _without_manifest(spec)
-    seed_everything(run["seed"])
-    data = spec_dataset(spec, "train")
-    if run["kind"] == "scratch":
-        model = scratch_model(pruned_architecture(run, data), run["seed"])
-        schedule = run["train"]
-    else:
-        model = build_run_model({**run, "checkpoint": None}, data, None)
-        schedule = run["pretrain"]
-    device = resolve_device(spec["device"], "config key 'device'")
-    result, seconds = _train_and_evaluate(model, spec, schedule, run["seed"], device,
-                                          Path(f"{out}.train_state.pt"), checkpoint_minutes, f"pretrain {run['id']}")
+    with checked_data(spec, f"{out}.data.json") as spec:
+        seed_everything(run["seed"])
+        data = spec_dataset(spec, "train")
+        if run["kind"] == "scratch":
+            model = scratch_model(pruned_architecture(run, data), run["seed"])
+            schedule = run["train"]
+        else:
+            model = build_run_model({**run, "checkpoint": None}, data, None)
+            schedule = run["pretrain"]
+        device = resolve_device(spec["device"], "config key 'device'")
+        result, seconds = _train_and_evaluate(model, spec, schedule, run["seed"], device, Path(f"{out}.train_state.pt"),
+                                              checkpoint_minutes, f"pretrain {run['id']}")
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
     atomic_write_json({**{k: run[k] for k in RECORDED[run["kind"]]}, "top1": result["top1"],
                        "top5": result["top5"], "loss": result["loss"], "eval_images": result["images"],
@@ -79,28 +84,22 @@ def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | 
     A base counts as converged when the gain is below 0.3 pp (README, "The bases").
     """
     run = spec["run"]
-    spec = _without_manifest(spec)
     record = check_pretrained({**run, "checkpoint": str(model_file)})
-    seed_everything(run["seed"] + 1)
-    model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
-    device = resolve_device(spec["device"], "config key 'device'")
-    before = evaluate(model, eval_loader(spec, None), device=device)
-    log.info("%s as kept: %s", run["id"], before)
-    after, seconds = _train_and_evaluate(model, spec, run["pretrain"], run["seed"] + 1, device,
-                                         Path(f"{out}.train_state.pt"), checkpoint_minutes,
-                                         f"pretrain again {run['id']}")
+    with checked_data(spec, f"{out}.data.json") as spec:
+        seed_everything(run["seed"] + 1)
+        model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
+        device = resolve_device(spec["device"], "config key 'device'")
+        before = evaluate(model, eval_loader(spec, None), device=device)
+        log.info("%s as kept: %s", run["id"], before)
+        after, seconds = _train_and_evaluate(model, spec, run["pretrain"], run["seed"] + 1, device,
+                                             Path(f"{out}.train_state.pt"), checkpoint_minutes,
+                                             f"pretrain again {run['id']}")
     report = {"base": run["base"], "model_file": str(model_file), "sha256": record["sha256"],
               "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
               "gain_pp": round(after["top1"] - before["top1"], 2), "train_seconds": round(seconds, 1)}
     log.info("%s trained once more: %s", run["id"], report)
     atomic_write_json(report, out)
     return report
-
-
-def _without_manifest(spec: dict) -> dict:
-    # Read from the dataset itself, not the data step's manifest: the rule has no input made by a job,
-    # so that a fresh clone does not retrain what is committed.
-    return {k: v for k, v in spec.items() if k != "manifest"}
 
 
 def _train_and_evaluate(model: Any, spec: dict, schedule: dict, seed: int, device: Any, state: Path,

@@ -2,9 +2,10 @@
 a child run per pruning step, linked both ways with the Snakemake outputs.
 
 The default store is the sqlite file `results/mlflow.db` (artifacts in `results/mlruns`);
-`MLFLOW_TRACKING_URI` in the environment points everything at a server instead. Runs are
-addressed by id through `MlflowClient`, never through the fluent "active run" stack, so a
-job can hold a parent and a child run at once and reopen a run after a restart.
+`MLFLOW_TRACKING_URI` in the environment points everything at a server instead (whose
+`--artifacts-destination` then keeps the artifacts). Runs are addressed by id through
+`MlflowClient`, never through the fluent "active run" stack, so a job can hold a parent and a
+child run at once and reopen a run after a restart (`job_run`).
 
 >>> tracker = Tracker.open("thinet-default", enabled=False)   # a no-op tracker
 >>> run_id = tracker.start_run("vgg_criteria-thinet-r0.5-s0", params={"criterion": "thinet"})
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +25,13 @@ from typing import Any, Mapping
 
 DEFAULT_ROOT = "results"
 PACKAGES = ("torch", "torchvision", "thinet-bench", "mlflow", "snakemake", "timm")
+
+# MLflow 3.17's usage telemetry, when it cannot fetch its settings (no internet: most cluster nodes),
+# deletes the variable _MLFLOW_TELEMETRY_SESSION_ID from os.environ in a thread while requests iterates
+# os.environ for proxy settings, so a job logging to a tracking server fails with KeyError:
+# '_MLFLOW_TELEMETRY_SESSION_ID' (seen in .ci/check_mlflow_server). Off before mlflow is imported,
+# unless the environment says otherwise.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def tracking_uri(root: str | os.PathLike = DEFAULT_ROOT) -> str:
@@ -32,8 +42,11 @@ def tracking_uri(root: str | os.PathLike = DEFAULT_ROOT) -> str:
     return f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
 
 
-def artifact_root(root: str | os.PathLike = DEFAULT_ROOT) -> str:
-    """Where experiments created here keep their artifacts (a file URI under `root`)."""
+def artifact_root(root: str | os.PathLike = DEFAULT_ROOT) -> str | None:
+    """Where experiments created here keep their artifacts: a file URI under `root`, or None with a
+    tracking server (http/https), whose `--artifacts-destination` serves them to every machine."""
+    if tracking_uri(root).startswith(("http://", "https://")):
+        return None
     return (Path(root).resolve() / "mlruns").as_uri()
 
 
@@ -72,33 +85,38 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-_LOCK_RETRIES = 12
+# How long a store may stay locked before a job gives up (seconds, all tries of one call together).
+LOCK_PATIENCE_S = 300.0
 
 
 def _retry_locked(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """`call(*args)`, retried with a random back-off while the sqlite store is locked by another job's write.
+    """`call(*args)`, a read or a write, tried again while the sqlite store is locked by another job.
 
-    sqlite allows one writer at a time; MLflow gives up after sqlite's 5 s busy wait, so 16 jobs
-    logging at once would otherwise lose runs and metrics ("database is locked").
+    sqlite lets one writer in at a time, and a write locks out readers too. Each try waits inside
+    sqlite for up to 20 s (MLflow 3.17 sets `PRAGMA busy_timeout = 20000` on every session), or fails
+    at once when sqlite sees two transactions deadlock; then "database is locked" comes back, the
+    tracker sleeps a random 0.05-0.25 s, doubling with each try up to 0.8-4 s, and tries again, until
+    the call has taken `LOCK_PATIENCE_S` (5 min). So a job gives up only on a store locked for about
+    5 minutes; 16 jobs logging at once lose nothing (tests/test_tracking_stress.py).
     """
-    import random
-    import time
-
-    for attempt in range(_LOCK_RETRIES):
+    deadline = time.monotonic() + LOCK_PATIENCE_S
+    attempt = 0
+    while True:
         try:
             return call(*args, **kwargs)
         except Exception as err:
-            if "database is locked" not in str(err) or attempt == _LOCK_RETRIES - 1:
+            if "database is locked" not in str(err) or time.monotonic() >= deadline:
                 raise
-            time.sleep(random.uniform(0.05, 0.25) * 2 ** min(attempt, 4))
-    return None
+        time.sleep(random.uniform(0.05, 0.25) * 2 ** min(attempt, 4))
+        attempt += 1
 
 
 @dataclass
 class Tracker:
     """Runs of one experiment, by id. With `enabled=False` every call is a no-op returning ''.
 
-    Writes are retried while a shared sqlite store is locked by another job (`_retry_locked`).
+    Every call to the store, read or write, is tried again while a shared sqlite store is locked
+    by another job, for up to `LOCK_PATIENCE_S` (`_retry_locked`).
     """
 
     client: Any
@@ -112,13 +130,13 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=tracking_uri(root))
-        found = client.get_experiment_by_name(experiment)
+        found = _retry_locked(client.get_experiment_by_name, experiment)
         if found is not None:
             return cls(client, found.experiment_id)
         try:
             return cls(client, _retry_locked(client.create_experiment, experiment, artifact_location=artifact_root(root)))
         except Exception:  # another job created it meanwhile
-            found = client.get_experiment_by_name(experiment)
+            found = _retry_locked(client.get_experiment_by_name, experiment)
             if found is None:
                 raise
             return cls(client, found.experiment_id)
@@ -146,7 +164,7 @@ class Tracker:
         """The id of a child of `parent` tagged `key=value` (a restarted step reuses its run)."""
         if not self.enabled or not parent:
             return None
-        runs = self.client.search_runs([self.experiment_id], max_results=1, filter_string=(
+        runs = _retry_locked(self.client.search_runs, [self.experiment_id], max_results=1, filter_string=(
             f"tags.mlflow.parentRunId = '{parent}' and tags.`{key}` = '{value}'"))
         return runs[0].info.run_id if runs else None
 
@@ -155,7 +173,7 @@ class Tracker:
             return
         from mlflow.entities import Param
 
-        existing = self.client.get_run(run_id).data.params
+        existing = _retry_locked(self.client.get_run, run_id).data.params
         new = [Param(k, v[:6000]) for k, v in flatten(params).items() if k not in existing]
         for i in range(0, len(new), 100):  # MLflow takes at most 100 params per batch
             _retry_locked(self.client.log_batch, run_id, params=new[i:i + 100])
@@ -181,8 +199,8 @@ class Tracker:
         _retry_locked(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: str | os.PathLike, folder: str | None = None) -> None:
-        if self.enabled:
-            self.client.log_artifact(run_id, str(path), folder)
+        if self.enabled:  # the run's artifact location is read from the store
+            _retry_locked(self.client.log_artifact, run_id, str(path), folder)
 
     def log_model(self, run_id: str, model: Any, input_example: Any, name: str = "model") -> None:
         """Log the final model with an input example (MLflow 3 infers the signature from it)."""
@@ -192,14 +210,57 @@ class Tracker:
         import torch
 
         mlflow.set_tracking_uri(self.client._tracking_client.tracking_uri)
-        with mlflow.start_run(run_id=run_id):
-            # Explicit requirements: inferring them imports and times every module of the job.
-            mlflow.pytorch.log_model(model, name=name, input_example=input_example,
-                                     pip_requirements=[f"torch=={torch.__version__}"])
+
+        def log() -> None:
+            with mlflow.start_run(run_id=run_id):
+                # Explicit requirements: inferring them imports and times every module of the job.
+                mlflow.pytorch.log_model(model, name=name, input_example=input_example,
+                                         pip_requirements=[f"torch=={torch.__version__}"])
+
+        _retry_locked(log)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         if self.enabled and run_id:
             _retry_locked(self.client.set_terminated, run_id, status=status)
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store holds the run `run_id` (a marker may name a run of another store)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            _retry_locked(self.client.get_run, run_id)
+        except MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
+
+
+def job_run(tracker: Tracker, marker: str | os.PathLike, name: str, *, resume: bool,
+            params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None) -> str:
+    """The MLflow run of a job that may be killed and restarted; its id is kept in the file `marker`.
+
+    A job that resumes from its saved state (`resume`) reopens the run `marker` names, so one run holds
+    the whole training curve and no run stays RUNNING for good. Otherwise a new run is started and
+    recorded; an earlier attempt's run that left no state to resume from is ended KILLED (the new run
+    redoes its points).
+
+    >>> job_run(Tracker.open("x", enabled=False), "mlflow_run.json", "base-vgg", resume=True)
+    ''
+    """
+    from thinet.runtime import atomic_write_json
+
+    if not tracker.enabled:
+        return ""
+    marker = Path(marker)
+    known = json.loads(marker.read_text()).get("mlflow_run_id") if marker.exists() else None
+    if known and tracker.has_run(known):
+        if resume:
+            return tracker.start_run(name, run_id=known)
+        tracker.end_run(known, status="KILLED")
+    run_id = tracker.start_run(name, params=params, tags=tags)
+    atomic_write_json({"mlflow_run_id": run_id, "tracking_uri": tracking_uri()}, marker)
+    return run_id
 
 
 def init_tracking(experiment: str, enabled: bool, marker: str | os.PathLike) -> None:

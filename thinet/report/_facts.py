@@ -34,7 +34,8 @@ class ConfigFacts:
     `arch_timing`: the architecture table is timed (config key `arch_timing` not null; the schema's
     default `{}` times it). `budgets_compared`: two or more experiments compare criteria with ThiNet on
     the same base with different fine-tuning budgets (the budget figure). `scratch_compared`: an
-    experiment outside transfer with a chain and a `scratch` variant (pruned against scratch)."""
+    experiment outside transfer with a chain and a `scratch` variant (pruned against scratch).
+    `grouped`: an experiment outside transfer with a `grouped` variant (gcos against its baselines)."""
 
     families: frozenset[str]
     criteria_chains: bool
@@ -46,6 +47,7 @@ class ConfigFacts:
     arch_timing: bool = False
     budgets_compared: bool = False
     scratch_compared: bool = False
+    grouped: bool = False
 
 
 def _experiments(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -100,7 +102,7 @@ def budget_text(finetune: Mapping[str, Any]) -> str:
 
     >>> budget_text({"per_layer": {"iterations": 50}, "group_end_extra": {"iterations": 25},
     ...              "final": {"iterations": 600}})
-    '50 it/layer (+25), 600 it final'
+    '50 it/layer (+25 it), 600 it final'
     """
     extra = finetune.get("group_end_extra")
     return (f"{_amount(finetune.get('per_layer'))}/layer{f' (+{_amount(extra)})' if extra else ''}, "
@@ -127,6 +129,7 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
     """The facts of `config`; raises ValueError naming the key when an experiment's base is unknown."""
     transfer = transfer_experiments(config)
     families, criteria_chains, chains, pruned_models, compared, scratch = set(), False, False, False, False, False
+    grouped = False
     compared_budgets: dict[str, set[str]] = {}  # base -> budgets of the experiments comparing criteria on it
     budgets = finetune_budgets(config)
     for name, exp in _experiments(config).items():
@@ -137,10 +140,11 @@ def config_facts(config: Mapping[str, Any]) -> ConfigFacts:
             families.add(model_family(_base_model(config, name, exp)))
             criteria_chains |= "chain" in kinds
             scratch |= {"chain", "scratch"} <= kinds
+            grouped |= "grouped" in kinds
             criteria = _chain_criteria(exp)
             if THINET_CRITERION in criteria and len(criteria) > 1:
                 compared = True
                 compared_budgets.setdefault(str(exp.get("base")), set()).add(budgets.get(name, ""))
     return ConfigFacts(frozenset(families), criteria_chains, chains, pruned_models, transfer,
                        bool(config.get("compare_layer")), compared, config.get("arch_timing", {}) is not None,
-                       any(len(b) > 1 for b in compared_budgets.values()), scratch)
+                       any(len(b) > 1 for b in compared_budgets.values()), scratch, grouped)

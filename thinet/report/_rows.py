@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from thinet.types import split_grouped_strategy
+
 # ThiNet's own criterion: the rows that are "ThiNet variants" in Tables 1 and 3.
 THINET_CRITERION = "thinet"
 # The order criteria are listed in (tables, legends): ThiNet first, then the baselines.
@@ -36,6 +38,16 @@ def is_transfer(frame: pd.DataFrame, transfer_experiments: frozenset[str] | None
     return frame["experiment"].isin(transfer_experiments)
 
 
+def is_grouped(frame: pd.DataFrame) -> pd.Series:
+    """Rows of grouped runs (gcos and its baselines: strategy '<chain strategy>/g<g>'); they have their
+    own table and figure (`grouped_vs_gcos`), not the criteria's.
+
+    >>> is_grouped(pd.DataFrame({"strategy": ["vgg16_conv", "vgg16_conv/g2", ""]})).tolist()
+    [False, True, False]
+    """
+    return frame["strategy"].map(lambda s: split_grouped_strategy(s) is not None).astype(bool)
+
+
 def family_rows(frame: pd.DataFrame, family: str, transfer: frozenset[str] | None = None) -> pd.DataFrame:
     """Unpruned and final rows of ThiNet (or of no criterion) for one model family, transfer excluded (Tables 1, 3)."""
     keep = (
@@ -48,8 +60,8 @@ def family_rows(frame: pd.DataFrame, family: str, transfer: frozenset[str] | Non
 
 
 def criteria_rows(frame: pd.DataFrame, transfer: frozenset[str] | None = None) -> pd.DataFrame:
-    """Final rows of every pruned chain outside transfer experiments (Table 2)."""
-    keep = frame["phase"].eq("final") & frame["criterion"].ne("") & ~is_transfer(frame, transfer)
+    """Final rows of every pruned chain outside transfer experiments (Table 2); grouped runs left out."""
+    keep = frame["phase"].eq("final") & frame["criterion"].ne("") & ~is_transfer(frame, transfer) & ~is_grouped(frame)
     return frame[keep]
 
 
@@ -64,8 +76,8 @@ def transfer_rows(frame: pd.DataFrame, transfer: frozenset[str] | None = None) -
 
 
 def step_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-layer rows (after pruning a layer, and after its fine-tuning): Figure 4."""
-    return frame[frame["phase"].isin(STEP_PHASES) & frame["criterion"].ne("")]
+    """Per-layer rows (after pruning a layer, and after its fine-tuning): Figure 4; grouped runs left out."""
+    return frame[frame["phase"].isin(STEP_PHASES) & frame["criterion"].ne("") & ~is_grouped(frame)]
 
 
 def criterion_rank(criterion: str) -> int:

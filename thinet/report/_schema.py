@@ -2,8 +2,8 @@
 
 >>> import io
 >>> read_arch_table(io.StringIO("model,params_M,params_with_biases_M,flops_B,paper_params_M,paper_flops_B\\n"
-...                             "vgg16,138.344128,138.357544,30.95,138.34,30.94\\n")).shape
-(1, 6)
+...                             "vgg16,138.344128,138.357544,30.95,138.34,30.94\\n")).shape  # size_MB added
+(1, 7)
 """
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from typing import IO
 
 import pandas as pd
 
-from thinet.types import ARCH_TABLE_COLUMNS, COMPARE_LAYER_COLUMNS, METRICS_COLUMNS
+from thinet.types import (
+    ARCH_TABLE_COLUMNS,
+    COMPARE_LAYER_COLUMNS,
+    METRICS_COLUMNS,
+    size_mb,
+)
 
 PHASES = ("base", "pruned", "finetuned", "final")
 
@@ -51,6 +56,28 @@ def read_compare_layer(source: str | os.PathLike | IO[str]) -> pd.DataFrame:
     return _read(source, COMPARE_LAYER_COLUMNS, "compare-layer table")
 
 
+# Columns a file written before they existed may lack, computed from the columns it has.
+_DERIVED_ARCH_COLUMNS = {"size_MB": lambda frame: size_mb(pd.to_numeric(frame["params_M"]) * 1e6)}
+
+
+def with_derived_arch_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the architecture table's derived columns added where missing (`size_MB` from
+    `params_M`, by the formula `thinet arch-table` writes it with), in ARCH_TABLE_COLUMNS' place.
+
+    >>> with_derived_arch_columns(pd.DataFrame({"model": ["ThiNet-Tiny"], "params_M": [1.323184]}))["size_MB"].round(2).tolist()
+    [5.05]
+    """
+    missing = [c for c in _DERIVED_ARCH_COLUMNS if c not in frame.columns]
+    if not missing:
+        return frame
+    frame = frame.copy()
+    for column in missing:
+        place = sum(c in frame.columns for c in ARCH_TABLE_COLUMNS[:ARCH_TABLE_COLUMNS.index(column)])
+        frame.insert(place, column, _DERIVED_ARCH_COLUMNS[column](frame))
+    return frame
+
+
 def read_arch_table(source: str | os.PathLike | IO[str]) -> pd.DataFrame:
-    """Read the CSV written by `thinet arch-table --out`."""
-    return _read(source, ARCH_TABLE_COLUMNS, "architecture table")
+    """Read the CSV written by `thinet arch-table --out`; a file written before `size_MB` existed gets it."""
+    required = tuple(c for c in ARCH_TABLE_COLUMNS if c not in _DERIVED_ARCH_COLUMNS)
+    return with_derived_arch_columns(_read(source, required, "architecture table"))

@@ -21,9 +21,11 @@ from thinet.runtime._atomic import atomic_path, write_text_atomic
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save(obj, path)`, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """`torch.save(obj, path)`, atomically; a full disk is an OSError(ENOSPC) naming `path`."""
+    # Through a Python file object: its write reports ENOSPC with errno, where torch's own file
+    # writer only fails a position check ("enforce fail at inline_container.cc ... unexpected pos").
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:

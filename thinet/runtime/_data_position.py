@@ -17,32 +17,94 @@ consumed batches by index, without reading their images.
 >>> sorted(sum(seen + rest, []))  # the resumed epoch hands out exactly the batches not yet seen
 [0, 1, 2, 3, 4, 5, 6, 7]
 
-With `num_workers > 0` the batch order and the main process's RNG resume exactly, but each
-worker's augmentation stream restarts with the resumed epoch (workers are seeded per epoch),
-so crops after the resume point differ from an uninterrupted run's.
+With `num_workers > 0` the resume is exact too: a worker seeds every RNG from the epoch's seed and
+the batch's number before reading a batch (`_PerBatchSeeded`), so a batch's augmentation does not
+depend on which worker reads it, how many workers there are, or where the run resumed. Workers
+ignore SIGTERM/SIGINT: a signal to the whole process group (SLURM's preemption, `scancel`, Ctrl-C)
+is the main process's to handle (it saves, then ends); a worker killed by it first would make the
+main process raise "DataLoader worker ... is killed by signal" before it could save.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from thinet.runtime._seeding import rng_state, set_rng_state
+from thinet.runtime._interruption import SIGNALS
+from thinet.runtime._seeding import derive_seed, rng_state, seed_everything, set_rng_state
+
+
+class _NumberedBatch(list):
+    """The indices of one batch and its number in the epoch (pickled along to the worker)."""
+
+    def __init__(self, indices: list[int], number: int) -> None:
+        super().__init__(indices)
+        self.number = number
 
 
 class _Batches(torch.utils.data.Sampler):
-    """A fixed list of index batches, as a DataLoader's `batch_sampler`."""
+    """A fixed list of index batches, as a DataLoader's `batch_sampler`; the first is batch `first` of its epoch."""
 
-    def __init__(self, batches: list[list[int]]) -> None:
-        self.batches = batches
+    def __init__(self, batches: list[list[int]], first: int = 0) -> None:
+        self.batches = [_NumberedBatch(b, first + i) for i, b in enumerate(batches)]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class _PerBatchSeeded(Dataset):
+    """`dataset`, read in a worker: before each batch, every RNG is seeded from the epoch and the batch number.
+
+    A worker's own stream (DataLoader's base seed + worker id) would make a batch's random crops depend
+    on which worker read it after how many others, which a resume mid-epoch changes. The epoch's base
+    seed is drawn in the main process from the RNG states the checkpoint restores.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index]
+
+    def __getitems__(self, batch: _NumberedBatch) -> list[Any]:
+        info = get_worker_info()
+        if info is not None:
+            seed_everything(derive_seed(info.seed - info.id, "batch", batch.number))
+        items = getattr(self.dataset, "__getitems__", None)
+        return items(list(batch)) if items else [self.dataset[i] for i in batch]
+
+
+def _ignore_stop_signals(worker_init_fn: Callable[[int], None] | None, worker_id: int) -> None:
+    """A worker's start: leave SIGTERM/SIGINT to the main process (which saves), then the user's init."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)  # also drops one that arrived while they were blocked
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    if worker_init_fn is not None:
+        worker_init_fn(worker_id)
+
+
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block SIGTERM/SIGINT while workers start, so none dies of one before it can ignore them.
+
+    A forked worker inherits the mask; the main process gets a signal sent meanwhile when unblocked.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class DataPosition:
@@ -82,7 +144,8 @@ class DataPosition:
             if self.generator is not None:
                 self.generator.set_state(self.epoch_start["generator"])
         order = [list(b) for b in self.loader.batch_sampler]
-        batches = iter(self._loader_over(order[self.batch:]))
+        with _stop_signals_blocked():
+            batches = iter(self._loader_over(order[self.batch:], first=self.batch))
         if resume_rng is not None:
             set_rng_state(resume_rng)
         for item in batches:
@@ -93,10 +156,13 @@ class DataPosition:
     def _end_epoch(self) -> None:
         self.batch, self.epoch_start = 0, None
 
-    def _loader_over(self, batches: list[list[int]]) -> DataLoader:
+    def _loader_over(self, batches: list[list[int]], first: int) -> DataLoader:
         src = self.loader
-        extra = {"prefetch_factor": src.prefetch_factor} if src.num_workers else {}
-        return DataLoader(src.dataset, batch_sampler=_Batches(batches), num_workers=src.num_workers,
-                          collate_fn=src.collate_fn, pin_memory=src.pin_memory, timeout=src.timeout,
-                          worker_init_fn=src.worker_init_fn, generator=self.generator,
-                          multiprocessing_context=src.multiprocessing_context, **extra)
+        if not src.num_workers:  # in-process draws come from the global RNG, which the checkpoint restores
+            return DataLoader(src.dataset, batch_sampler=_Batches(batches, first), collate_fn=src.collate_fn,
+                              pin_memory=src.pin_memory, generator=self.generator)
+        return DataLoader(_PerBatchSeeded(src.dataset), batch_sampler=_Batches(batches, first),
+                          num_workers=src.num_workers, collate_fn=src.collate_fn, pin_memory=src.pin_memory,
+                          timeout=src.timeout, worker_init_fn=partial(_ignore_stop_signals, src.worker_init_fn),
+                          generator=self.generator, multiprocessing_context=src.multiprocessing_context,
+                          prefetch_factor=src.prefetch_factor)

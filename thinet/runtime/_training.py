@@ -118,24 +118,27 @@ def train(model: nn.Module, loader: Iterable, schedule: Schedule | Mapping[str, 
     fingerprint = {"schedule": schedule.to_dict(), "optimizer_settings": settings.to_dict(), "total_steps": total,
                    "seed": seed}
     step, epoch, history, position = 0, 0, [], DataPosition(loader)
+    # Loss sum, correct, images since the last log (synced only at log time); in the state, so the first
+    # record after a resume covers the whole interval.
+    running = torch.zeros(3, device=device)
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
         ckpt = _resume(str(checkpoint_path), model, sgd, scheduler, scaler, fingerprint)
         step, epoch, history = ckpt["step"], ckpt["epoch"], ckpt["history"]
         position = DataPosition(loader, ckpt.get("position"))
+        running = torch.tensor(ckpt.get("running", [0.0, 0.0, 0.0]), device=device)
 
     def save() -> None:
         if checkpoint_path is not None and info.is_main:
             atomic_save({**fingerprint, "model": model, "optimizer": sgd.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                          "step": step, "epoch": epoch, "rng": rng_state(), "history": history,
-                         "position": position.state_dict()}, checkpoint_path)
+                         "position": position.state_dict(), "running": running.tolist()}, checkpoint_path)
         barrier(info)
 
     net = wrap_distributed(model, info, device)
     net.train()
     show = progress and info.is_main and sys.stderr.isatty()
     bar = tqdm(total=total, initial=step, desc=desc, disable=not show, dynamic_ncols=True)
-    running = torch.zeros(3, device=device)  # loss sum, correct, images: synced only at log time
     trigger = CheckpointTrigger(checkpoint_minutes if checkpoint_path is not None else None)
     with trigger:
         while step < total:

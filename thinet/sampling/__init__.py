@@ -14,8 +14,10 @@ torch.Size([30, 8])
 """
 from __future__ import annotations
 
-from thinet.sampling._capture import iter_batches
+from thinet.sampling._capture import first_images, iter_batches
 from thinet.sampling._collect import collect_gram, collect_samples
 from thinet.sampling._consumers import Consumer, make_consumer, register_consumer
+from thinet.sampling._paired import collect_paired_samples
 
-__all__ = ["Consumer", "collect_gram", "collect_samples", "iter_batches", "make_consumer", "register_consumer"]
+__all__ = ["Consumer", "collect_gram", "collect_paired_samples", "collect_samples", "first_images", "iter_batches",
+           "make_consumer", "register_consumer"]

@@ -42,6 +42,17 @@ def images_of(batch: object) -> torch.Tensor:
     return images
 
 
+def first_images(batches: Iterable | torch.Tensor, limit: int) -> torch.Tensor:
+    """Up to `limit` images from the first batch (a tensor of images, or batches of images or (x, y) pairs).
+
+    >>> first_images([(torch.zeros(5, 3, 4, 4), torch.zeros(5))], 2).shape
+    torch.Size([2, 3, 4, 4])
+    """
+    for batch in as_batches(batches):
+        return images_of(batch)[:limit]
+    raise PruningError("no images in the selection batches")
+
+
 def resolve_device(model: nn.Module, consumer: nn.Module, consumer_name: str,
                    device: torch.device | str | None) -> torch.device:
     """The device the samples are computed on: `device`, else the consumer's weight device."""

@@ -19,21 +19,34 @@ from thinet.sampling._capture import consumer_inputs, resolve_device
 from thinet.sampling._consumers import Consumer, make_consumer
 from thinet.types import LayerPair, PruningError
 
-def _consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False) -> tuple[nn.Module, Consumer]:
+def consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False,
+                window: tuple[int, int] | None = None) -> tuple[nn.Module, Consumer, slice]:
+    """The consumer module, its sampler and the columns of x̂ that are the producer's channels.
+
+    `window` = (offset, width): the consumer reads `width` channels (a concatenation), the
+    producer's C of them from `offset` on; x̂ is formed for all `width` and sliced.
+    """
     channels = out_channels_of(find_layer(model, pair.producer, "producer"), pair.producer, "producer")
     module = find_layer(model, pair.consumer, "consumer")
-    return module, make_consumer(module, pair.consumer, channels, grouped=grouped)
+    offset, width = window if window is not None else (0, channels)
+    if not 0 <= offset <= width - channels:
+        raise PruningError(f"consumer {pair.consumer!r}: the {channels} channels of {pair.producer!r} at offset "
+                           f"{offset} do not fit in its {width} input channels")
+    sampler = make_consumer(module, pair.consumer, width, grouped=grouped)
+    return module, sampler, slice(offset, offset + channels)
 
 
 def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch.Tensor, *,
-                    samples_per_image: int = 10, seed: int = 0,
-                    device: torch.device | str | None = None, grouped: bool = False) -> torch.Tensor:
+                    samples_per_image: int = 10, seed: int = 0, device: torch.device | str | None = None,
+                    grouped: bool = False, window: tuple[int, int] | None = None) -> torch.Tensor:
     """The m×C float32 sample matrix X̂ for `pair` (m = images × `samples_per_image`).
 
     Rows of image n are rows n·L … n·L+L−1. Forward passes stop at the consumer.
     Indices are drawn on CPU from `seed`, so CPU and CUDA runs pick the same samples.
     `grouped=True` accepts a grouped consumer conv: L samples per image *per group*
-    (the channel units of `thinet.surgery.find_unit`).
+    (the channel units of `thinet.surgery.find_unit`). `window` = (offset, width) for a
+    consumer reading the producer's channels inside a concatenation of `width` channels:
+    the columns are the producer's, and ŷ = X̂·1 their share of the consumer's output.
 
     >>> import torch
     >>> from torch import nn
@@ -43,7 +56,7 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
     >>> x_hat.shape
     torch.Size([30, 8])
     """
-    module, consumer = _consumer_of(model, pair, grouped)
+    module, consumer, columns = consumer_of(model, pair, grouped, window)
     if isinstance(samples_per_image, bool) or not isinstance(samples_per_image, Integral) or samples_per_image < 1:
         raise PruningError(f"layer {pair.producer!r}: samples_per_image must be a positive int, got {samples_per_image!r}")
     if isinstance(seed, bool) or not isinstance(seed, Integral):
@@ -56,7 +69,7 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
         for x in inputs:
             index = consumer.draw(x, int(samples_per_image), gen)
             x_hat = consumer.samples(x, *(i.to(x.device) for i in index))
-            parts.append(x_hat.reshape(-1, consumer.num_channels).float())
+            parts.append(x_hat.reshape(-1, consumer.num_channels)[:, columns].float())
     if not parts:
         raise PruningError(f"layer {pair.producer!r}: no images in batches")
     return torch.cat(parts)
@@ -77,7 +90,7 @@ def collect_gram(model: nn.Module, pair: LayerPair, batches: Iterable | torch.Te
     >>> collect_gram(net, LayerPair("0", "2"), torch.randn(6, 3, 8, 8)).shape
     torch.Size([8, 8])
     """
-    module, consumer = _consumer_of(model, pair)
+    module, consumer, _ = consumer_of(model, pair)
     consumer.check_streaming()
     dev = resolve_device(model, module, pair.consumer, device)
     state = None

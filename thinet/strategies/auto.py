@@ -4,7 +4,9 @@
 for each one not already cut as part of an earlier unit; what it cannot prune is kept with
 the reason, so `thinet prune --strategy auto` can list the plan before any compute.
 Shared channels (residual streams, several consumers) are pruned only with
-`shared_channels=True`; the paper leaves block outputs alone.
+`shared_channels=True`; the paper leaves block outputs alone. What lies between a producer and
+its consumers must be known to keep channels apart (`thinet.surgery`'s allow-list); anything
+else is skipped naming the operation, and the search of each layer has a time limit.
 """
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ from typing import Any
 from torch import nn
 
 from thinet.strategies._registry import register_strategy
-from thinet.surgery import ChannelUnit, UnitRefused, build_graph, find_unit
+from thinet.surgery import (
+    UNIT_TIME_LIMIT_S,
+    ChannelUnit,
+    UnitRefused,
+    build_graph,
+    find_unit,
+)
 from thinet.types import LayerPair, PruneStep, PruningError
 
 # One line per kind of skipped layer in `UnitPlan.lines`.
@@ -24,9 +32,16 @@ _SKIP_TITLES = {
     "shared": "layers whose channels are shared (residual stream or several consumers; --shared-channels prunes them)",
     "concat": "layers whose channels meet a concat or split",
     "norm": "layers whose channels meet a LayerNorm/GroupNorm (normalises across channels)",
-    "mixing": "layers whose channels are permuted or reordered",
+    "mixing": "layers whose channels meet an operation not known to keep channels apart (softmax over channels, "
+              "indexing, gathering, shuffling, cross-channel normalisation)",
     "output": "layers feeding the model output",
     "reused": "layers run more than once per forward pass",
+    "detached": "layers whose channels meet a tensor the trace cannot see (detached or constant)",
+    "type": "layers whose type is not known to be linear (or whose inputs are weight-standardised)",
+    "groups": "layers with groups == out_channels < in_channels",
+    "broadcast": "layers whose channels are multiplied by a map of another width",
+    "timeout": "layers whose dependency search ran past its time limit",
+    "error": "layers whose dependency analysis failed",
 }
 _MAX_NAMES = 3
 
@@ -63,8 +78,12 @@ class UnitPlan:
         return [PruneStep(unit.pair, keep_ratio, coupled=not unit.plain) for unit in self.units]
 
 
-def plan_units(model: nn.Module, example_inputs: Any, *, shared_channels: bool = False) -> UnitPlan:
+def plan_units(model: nn.Module, example_inputs: Any, *, shared_channels: bool = False,
+               time_limit: float | None = UNIT_TIME_LIMIT_S) -> UnitPlan:
     """The channel units `auto` prunes and, for every other conv/linear layer, why not.
+
+    `time_limit`: seconds the dependency search of one layer may take; past it the layer is
+    skipped with a message naming it (kind "timeout") and the plan goes on.
 
     >>> import torch, torchvision
     >>> plan = plan_units(torchvision.models.mobilenet_v2(weights=None), torch.randn(1, 3, 32, 32))
@@ -77,7 +96,7 @@ def plan_units(model: nn.Module, example_inputs: Any, *, shared_channels: bool =
         if name in covered:
             continue
         try:
-            unit = find_unit(graph, name, shared=shared_channels)
+            unit = find_unit(graph, name, shared=shared_channels, time_limit=time_limit)
         except UnitRefused as refusal:
             plan.skipped[name] = (refusal.kind, str(refusal))
             continue

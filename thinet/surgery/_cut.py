@@ -24,7 +24,7 @@ import torch_pruning as tp
 from torch import nn
 
 from thinet.models import out_channels_of
-from thinet.surgery._graph import build_graph, out_pruning_fn
+from thinet.surgery._graph import build_graph, cut_group
 from thinet.surgery._pairs import check_layer_types, check_pair, consumer_columns
 from thinet.types import LayerPair, Selection, check_selection
 
@@ -68,11 +68,5 @@ def prune_pair(model: nn.Module, pair: LayerPair, selection: Selection, *, examp
     _scale_consumer_inputs(producer, consumer, selection)
     removed = selection.removed.tolist()
     if removed:
-        # Torch-Pruning makes fresh nn.Parameters (requires_grad=True); frozen layers stay frozen.
-        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-        group = graph.get_pruning_group(producer, out_pruning_fn(producer), removed)
-        group.prune(record_history=False)
-        for name, parameter in model.named_parameters():
-            if name in frozen:
-                parameter.requires_grad_(False)
+        cut_group(graph, model, producer, removed, selection.keep)
     return model

@@ -9,7 +9,8 @@ import torch_pruning as tp
 from torch import nn
 
 from thinet.models import find_layer, in_channels_of, out_channels_of
-from thinet.surgery._graph import build_graph, coupling_of, is_prunable_layer, reused_layers
+from thinet.surgery._graph import build_graph, coupling_of, reused_layers
+from thinet.surgery._ops import consumer_refusal, producer_refusal
 from thinet.types import LayerPair, PruningError
 
 _MAX_LISTED = 6
@@ -19,10 +20,12 @@ def check_layer_types(model: nn.Module, pair: LayerPair) -> tuple[nn.Module, nn.
     producer = find_layer(model, pair.producer, "producer")
     consumer = find_layer(model, pair.consumer, "consumer")
     for role, name, module in (("producer", pair.producer, producer), ("consumer", pair.consumer, consumer)):
-        if not is_prunable_layer(module):
-            detail = f" with groups={module.groups}" if isinstance(module, nn.Conv2d) else ""
+        refusal = (producer_refusal if role == "producer" else consumer_refusal)(module)
+        grouped = isinstance(module, nn.Conv2d) and module.groups > 1
+        if refusal is not None or grouped:
+            detail = f" with groups={module.groups}" if grouped else ""
             raise PruningError(f"{role} layer {name!r} is {type(module).__name__}{detail}; ThiNet prunes only "
-                               "nn.Conv2d with groups == 1 and nn.Linear")
+                               "nn.Conv2d with groups == 1 and nn.Linear" + (f" ({name!r} {refusal})" if refusal else ""))
     if producer is consumer:
         raise PruningError(f"producer and consumer are the same layer {pair.producer!r}")
     return producer, consumer
@@ -82,8 +85,13 @@ def coupling_error(graph: tp.DependencyGraph, pair: LayerPair) -> str | None:
             listed += f" and {len(others) - _MAX_LISTED} more"
         return (f"output channels of producer {pair.producer!r} are also coupled to {listed}; ThiNet prunes only "
                 f"channels consumed by exactly one conv/linear layer ({pair.consumer!r})")
-    if in_channels_of(consumer) % out_channels_of(producer) or \
-            sorted(coupling.consumer_columns[pair.consumer]) != consumer_columns(producer, consumer):
+    columns = coupling.consumer_columns[pair.consumer]
+    window = consumer_window(columns, out_channels_of(producer), consumer)
+    if window is not None and window != (0, out_channels_of(producer)):
+        return (f"consumer layer {pair.consumer!r} reads the {out_channels_of(producer)} channels of "
+                f"{pair.producer!r} inside a concatenation of {window[1]} channels (from channel {window[0]} on); "
+                "a plain pair cannot cut it (--strategy auto cuts it as a channel unit)")
+    if in_channels_of(consumer) % out_channels_of(producer) or sorted(columns) != consumer_columns(producer, consumer):
         return (f"consumer layer {pair.consumer!r} does not read the {out_channels_of(producer)} channels of "
                 f"{pair.producer!r} as whole contiguous blocks of its {in_channels_of(consumer)} inputs")
     return None
@@ -100,3 +108,24 @@ def consumer_columns(producer: nn.Module, consumer: nn.Module) -> list[tuple[int
         raise PruningError(f"consumer has {inputs} inputs, not a multiple of the producer's {channels} channels")
     span = inputs // channels
     return [(column, column // span) for column in range(inputs)]
+
+
+def consumer_window(columns: list[tuple[int, int]], channels: int, consumer: nn.Module) -> tuple[int, int] | None:
+    """(offset, width) in the consumer's channels when it reads the producer's channels as one contiguous block
+    (a Linear after a flatten: `span` columns per channel), else None.
+
+    `columns`: (consumer input column, producer channel) pairs from the dependency group.
+    """
+    inputs = in_channels_of(consumer)
+    by_channel: dict[int, list[int]] = {}
+    for column, channel in columns:
+        by_channel.setdefault(channel, []).append(column)
+    if sorted(by_channel) != list(range(channels)):
+        return None
+    span = len(by_channel[0])
+    base = min(by_channel[0])
+    if span < 1 or inputs % span or base % span or (span > 1 and not isinstance(consumer, nn.Linear)):
+        return None
+    if any(sorted(by_channel[c]) != list(range(base + c * span, base + (c + 1) * span)) for c in range(channels)):
+        return None
+    return base // span, inputs // span

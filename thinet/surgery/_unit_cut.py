@@ -23,9 +23,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from thinet.models import find_layer
-from thinet.surgery._graph import build_graph, out_pruning_fn
-from thinet.surgery._pairs import consumer_columns
+from thinet.models import find_layer, in_channels_of
+from thinet.surgery._graph import build_graph, cut_group
 from thinet.surgery._units import ChannelUnit, find_unit
 from thinet.types import PruningError, Selection, check_selection
 
@@ -45,8 +44,13 @@ def check_unit_selection(unit: ChannelUnit, selection: Selection) -> None:
 
 
 @torch.no_grad()
-def _scale_inputs(producer: nn.Module, consumer: nn.Module, scale: torch.Tensor, keep: torch.Tensor,
-                  channels: int) -> None:
+def scale_inputs(consumer: nn.Module, scale: torch.Tensor, keep: torch.Tensor, channels: int,
+                 window: tuple[int, int] | None = None) -> None:
+    """Multiply the consumer's weight columns of the kept channels by `scale` (ŵ), in place.
+
+    `window` = (offset, width): the consumer reads the `channels` inside a concatenation of
+    `width` channels, from `offset` on (`ChannelUnit.window`); the other columns keep factor 1.
+    """
     per_channel = torch.ones(channels, dtype=torch.float64)
     per_channel[keep] = scale.to(torch.float64)
     weight = consumer.weight
@@ -56,8 +60,11 @@ def _scale_inputs(producer: nn.Module, consumer: nn.Module, scale: torch.Tensor,
         view = weight.view(groups, weight.shape[0] // groups, weight.shape[1], -1)
         view.mul_(factor.unsqueeze(-1).to(weight.device))
         return
-    columns = torch.tensor([channel for _, channel in consumer_columns(producer, consumer)])
-    factor = per_channel[columns].to(dtype=weight.dtype, device=weight.device)
+    offset, width = window if window is not None else (0, channels)
+    full = torch.ones(width, dtype=torch.float64)
+    full[offset:offset + channels] = per_channel
+    # A Linear fed by a flattened map reads each channel in in_features / width contiguous columns.
+    factor = full.repeat_interleave(in_channels_of(consumer) // width).to(dtype=weight.dtype, device=weight.device)
     weight.mul_(factor.view([1, -1] + [1] * (weight.dim() - 2)))
 
 
@@ -89,21 +96,14 @@ def prune_unit(model: nn.Module, unit: ChannelUnit, selection: Selection, *, exa
     producer = find_layer(model, unit.producer, "producer")
     scales = selection.consumer_scales or {}
     for name in unit.consumers:
-        _scale_inputs(producer, find_layer(model, name, "consumer"), scales.get(name, selection.scale),
-                      selection.keep, unit.num_channels)
+        scale_inputs(find_layer(model, name, "consumer"), scales.get(name, selection.scale), selection.keep,
+                     unit.num_channels, unit.window(name))
     removed = selection.removed.tolist()
     if not removed:
         return model
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     grouped = {find_layer(model, name, "consumer") for name in unit.grouped_consumers}
-    group = graph.get_pruning_group(producer, out_pruning_fn(producer), removed)
-    group._group = [item for item in group._group if not (item.dep.target.module in grouped
-                    and graph.is_in_channel_pruning_fn(item.dep.handler))]
-    group.prune(record_history=False)
-    for conv in grouped:
+    cut_group(graph, model, producer, removed, selection.keep, skip_inputs=grouped)
+    for conv in grouped:  # keeps the weight's requires_grad
         _cut_grouped_inputs(conv, selection.keep)
-    for name, parameter in model.named_parameters():
-        if name in frozen:
-            parameter.requires_grad_(False)
     return model
 

@@ -29,6 +29,11 @@ unit extends through Torch-Pruning's dependency group as follows.
 
 With one plain consumer a unit is exactly the pair of §3 (`ChannelUnit.plain`).
 
+What may lie between a producer and its consumers is an allow-list (`_ops.py`): per-channel
+operations, joins of aligned tensors and `nn.Conv2d` / `nn.Linear` consumers; anything else
+(softmax over channels, indexing or gathering along them, a gate the trace cannot see, a
+cross-channel normalisation, a weight-standardised consumer) refuses the unit, naming the op.
+
     >>> import torch, torchvision
     >>> from thinet.surgery import build_graph
     >>> model = torchvision.models.mobilenet_v2(weights=None)
@@ -39,25 +44,29 @@ With one plain consumer a unit is exactly the pair of §3 (`ChannelUnit.plain`).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch_pruning as tp
 from torch import nn
-from torch_pruning import ops
 
 from thinet.models import find_layer, in_channels_of, out_channels_of
 from thinet.surgery._graph import (
-    _CHANNEL_MIXING_OPS,
-    _PASS_THROUGH,
-    _node_label,
+    SearchTimeout,
+    UnmappedChannels,
+    node_label,
     out_pruning_fn,
+    pruning_group,
     reused_layers,
 )
-from thinet.surgery._pairs import consumer_columns
+from thinet.surgery._ops import Verdict, classify, consumer_refusal, producer_refusal
+from thinet.surgery._pairs import consumer_window
 from thinet.types import LayerPair, PruningError, num_kept
 
 _MAX_LISTED = 4
+# Seconds the dependency search of one producer may take (one timm model's search never ended).
+UNIT_TIME_LIMIT_S = 60.0
 # How far back from an SE expand conv its reduce conv may sit (pooling, activations).
 _SE_DEPTH = 8
 
@@ -78,7 +87,9 @@ class ChannelUnit:
     `consumers`: conv/linear layers whose inputs the selection reconstructs;
     `carried`: depthwise convs and squeeze-and-excitation convs cut along, not refitted;
     `groups`: the kept count is equal in each of that many contiguous channel blocks;
-    `grouped_consumers`: consumers with groups > 1; `gated`: an SE gate reads the channels.
+    `grouped_consumers`: consumers with groups > 1; `gated`: an SE gate reads the channels;
+    `windows`: (consumer, offset, width) for each consumer that reads the channels inside a
+    concatenation of `width` channels, the producer's from `offset` on (`window`).
     """
 
     producer: str
@@ -89,16 +100,28 @@ class ChannelUnit:
     groups: int = 1
     grouped_consumers: tuple[str, ...] = ()
     gated: bool = False
+    windows: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def plain(self) -> bool:
         """One producer, one plain consumer, nothing in between: the paper's pair."""
         return (len(self.producers) == 1 and len(self.consumers) == 1 and not self.carried
-                and self.groups == 1)
+                and self.groups == 1 and not self.windows)
+
+    def window(self, consumer: str) -> tuple[int, int] | None:
+        """(offset, width) where `consumer` reads the channels inside a concatenation, else None."""
+        return next(((offset, width) for name, offset, width in self.windows if name == consumer), None)
 
     @property
     def shared(self) -> bool:
         return len(self.producers) > 1 or len(self.consumers) > 1
+
+    @property
+    def drifts(self) -> bool:
+        """Whether the cut changes the kept inputs of a consumer: a stream several producers add into
+        (a consumer reads channels that an earlier block, fed by the cut stream, added to) or an
+        SE gate (computed from all channels). Such consumers are refitted after the cut."""
+        return len(self.producers) > 1 or self.gated
 
     @property
     def pair(self) -> LayerPair:
@@ -121,6 +144,8 @@ class ChannelUnit:
             notes.append(f"shared with {len(self.producers) - 1} more producer(s)")
         if self.carried:
             notes.append("through " + ", ".join(self.carried))
+        if self.windows:
+            notes.append(f"concatenated for {len(self.windows)} consumer(s)")
         if self.gated:
             notes.append("SE-gated")
         return f"{self.producer} -> {', '.join(self.consumers)} ({'; '.join(notes)})"
@@ -128,9 +153,7 @@ class ChannelUnit:
 
 def is_unit_root(module: nn.Module) -> bool:
     """Conv2d (grouped allowed, not depthwise) or Linear: a layer whose filters a unit can remove."""
-    if isinstance(module, nn.Conv2d):
-        return not _is_depthwise(module)
-    return isinstance(module, nn.Linear)
+    return _root_refusal(module, "?") is None
 
 
 def _is_depthwise(module: nn.Module) -> bool:
@@ -167,11 +190,14 @@ def _feeds_directly(start: Any, goal: Any, depth: int) -> bool:
     return False
 
 
-def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False) -> ChannelUnit:
+def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False,
+              time_limit: float | None = UNIT_TIME_LIMIT_S) -> ChannelUnit:
     """The channel unit of `producer`, or `UnitRefused` saying why there is none.
 
     `shared=False` refuses units with several producers or consumers (residual
-    streams), as the paper's ResNet strategy leaves block outputs alone.
+    streams), as the paper's ResNet strategy leaves block outputs alone. The dependency
+    search stops after `time_limit` seconds (None: no limit) with `UnitRefused("timeout")`;
+    any failure of the analysis is a `UnitRefused` naming the layer.
 
     >>> import torch, torchvision
     >>> from thinet.surgery import build_graph
@@ -181,19 +207,87 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
     >>> find_unit(graph, "layer1.0.conv2", shared=True).producers  # the stem and the stage's block outputs
     ('layer1.0.conv2', 'layer1.1.conv2', 'conv1')
     """
+    try:
+        return _find_unit(graph, producer, shared, time_limit)
+    except SearchTimeout as err:
+        raise UnitRefused("timeout", f"{err}; {producer!r} is left unpruned") from err
+    except UnmappedChannels as err:
+        raise UnitRefused("mixing", str(err)) from err
+    except PruningError:
+        raise
+    except Exception as err:  # a failure inside the analysis must still name the layer
+        raise UnitRefused("error", f"layer {producer!r}: the dependency analysis failed "
+                          f"({type(err).__name__}: {err})") from err
+
+
+def _groups_like_depthwise(module: nn.Module) -> bool:
+    """groups == out_channels < in_channels: Torch-Pruning takes it for a depthwise conv, and cuts it as one."""
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.out_channels \
+        and module.in_channels != module.out_channels
+
+
+def _root_refusal(module: nn.Module, producer: str) -> UnitRefused | None:
+    if _is_depthwise(module):
+        return UnitRefused("depthwise", f"layer {producer!r} is a depthwise {type(module).__name__} (cut with "
+                           "the layer feeding it); a unit starts at a Conv2d or Linear")
+    if not isinstance(module, (nn.Conv2d, nn.Linear)):
+        return UnitRefused("type", f"layer {producer!r} is a {type(module).__name__}; a unit starts at a Conv2d "
+                           "or Linear")
+    refusal = producer_refusal(module)
+    if refusal is not None:
+        return UnitRefused("type", f"layer {producer!r} {refusal}")
+    if _groups_like_depthwise(module):
+        return UnitRefused("groups", f"layer {producer!r} has {_groups_message(module)}; its channels are left alone")
+    return None
+
+
+def _groups_message(conv: nn.Conv2d) -> str:
+    return (f"groups == out_channels ({conv.groups}) < in_channels ({conv.in_channels}): each filter reads "
+            f"{conv.in_channels // conv.groups} channels, which Torch-Pruning would cut as a depthwise conv")
+
+
+def _layer_problem(name: str, module: nn.Module, is_in: bool, channels: int) -> tuple[str, str] | None:
+    """Why a conv/linear layer met on the channels forbids the unit (None when it may take part)."""
+    if _is_depthwise(module):
+        if module.out_channels != module.in_channels:
+            multiplier = module.out_channels // module.in_channels
+            reason = (f"{name!r} (a depthwise conv with channel multiplier {multiplier}: each input channel feeds "
+                      f"{multiplier} output channels, which the next layer reads apart)")
+            return ("depthwise", reason)
+        return None
+    if _groups_like_depthwise(module):
+        return ("groups", f"{name!r} ({_groups_message(module)})")
+    refusal = consumer_refusal(module) if is_in else producer_refusal(module)
+    if refusal is not None:
+        return ("type", f"{name!r} ({'input' if is_in else 'output'} channels; {refusal})")
+    if not is_in and out_channels_of(module) != channels:
+        return ("broadcast", f"{name!r} ({out_channels_of(module)} output channels broadcast over {channels})")
+    return None
+
+
+def _find_unit(graph: tp.DependencyGraph, producer: str, shared: bool, time_limit: float | None) -> ChannelUnit:
     model = graph.model
     module = find_layer(model, producer, "producer")
-    if not is_unit_root(module):
-        kind = "depthwise" if _is_depthwise(module) else "type"
-        raise UnitRefused(kind, f"layer {producer!r} is a {type(module).__name__}"
-                          f"{' (depthwise: cut with the layer feeding it)' if kind == 'depthwise' else ''}; "
-                          "a unit starts at a Conv2d or Linear")
+    refused = _root_refusal(module, producer)
+    if refused is not None:
+        raise refused
     if module not in graph.module2node:
         raise UnitRefused("unused", f"producer layer {producer!r} is not in the dependency graph (not used in forward)")
     names = {m: n for n, m in model.named_modules()}
     channels = out_channels_of(module)
-    group = graph.get_pruning_group(module, out_pruning_fn(module), list(range(channels)))
-    producers, consumers, carried, joins, problems = [producer], [], [], [], []
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    unmapped = getattr(graph, "thinet_unmapped", {})
+    hidden = getattr(graph, "thinet_hidden_operands", None)
+    verdicts: dict[int, Verdict] = {}
+
+    def verdict_of(node: Any) -> Verdict:
+        if id(node) not in verdicts:
+            verdicts[id(node)] = classify(node, unmapped, hidden)
+        return verdicts[id(node)]
+
+    group = pruning_group(graph, module, out_pruning_fn(module), list(range(channels)), deadline=deadline,
+                          layer=producer, expand=lambda node: verdict_of(node).role != "refuse")
+    producers, consumers, carried, problems = [producer], [], [], []
     columns: dict[str, list[tuple[int, int]]] = {}
     nodes: dict[str, Any] = {}
     for item in group:
@@ -202,36 +296,34 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
         is_in = graph.is_in_channel_pruning_fn(dep.handler) and not graph.is_out_channel_pruning_fn(dep.handler)
         if target is module and not is_in:
             continue
-        if isinstance(target, nn.modules.batchnorm._BatchNorm) or node.type == ops.OPTYPE.PARAMETER:
-            continue  # per-channel affine maps and per-channel scale parameters
-        name = names.get(target) if isinstance(target, nn.Module) else None
-        if node.type == ops.OPTYPE.DEPTHWISE_CONV or _is_depthwise(target):
+        verdict = verdict_of(node)
+        if verdict.role in ("carry", "join"):
+            # Per-channel maps (BatchNorm, activations, pooling), per-channel scale parameters, and joins of
+            # aligned tensors: the tensors they join are in the group too, with their producers.
+            continue
+        if verdict.role == "refuse":
+            problems.append((verdict.family, f"{node_label(graph, node)}, which {verdict.reason}"))
+            continue
+        name = names.get(target, node_label(graph, node))
+        problem = _layer_problem(name, target, is_in, channels)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        if _is_depthwise(target):
             if name not in carried:
                 carried.append(name)
             continue
-        if node.type in _PASS_THROUGH:
-            op_name = str(getattr(target, "_grad_fn", "") or repr(target)).lower()
-            if any(word in op_name for word in _CHANNEL_MIXING_OPS):
-                problems.append(("mixing", f"{_node_label(node)} (reorders channels)"))
-            elif len(node.inputs) > 1 and not all(i.type == ops.OPTYPE.PARAMETER for i in node.inputs[1:]):
-                joins.append(node)
-            continue
-        if isinstance(target, (nn.Conv2d, nn.Linear)) and name is not None:
-            nodes[name] = node
-            if is_in:
-                consumers.append(name)
-                columns[name] = list(zip(item.idxs, item.root_idxs))
-            elif name not in producers:
-                producers.append(name)
-            continue
-        label = name or _node_label(node)
-        kind = type(target).__name__.lstrip("_")
-        family = "concat" if node.type in (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.SLICE) else \
-            "norm" if "Norm" in kind else "output" if "Output" in kind else "other"
-        problems.append((family, f"{label} ({kind}, {'input' if is_in else 'output'} channels)"))
+        nodes[name] = node
+        if is_in:
+            consumers.append(name)
+            columns[name] = list(zip(item.idxs, item.root_idxs))
+        elif name not in producers:
+            producers.append(name)
     if problems:
-        raise UnitRefused(problems[0][0], f"output channels of {producer!r} are also tied to "
-                          f"{_listed([p for _, p in problems])}, which a channel unit cannot cut consistently")
+        raise UnitRefused(problems[0][0], f"output channels of {producer!r} reach {_listed([p for _, p in problems])}; "
+                          "a channel unit passes only through per-channel operations (BatchNorm, activations, "
+                          "pooling, dropout, flatten, residual adds, squeeze-and-excitation products) to "
+                          "nn.Conv2d / nn.Linear consumers")
     gated = False
     for expand in list(producers[1:]):  # an SE gate: its expand conv is fed by a reduce conv of these channels
         reduce = next((c for c in consumers if _pooled(nodes[c])
@@ -244,8 +336,10 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
     if not consumers:
         raise UnitRefused("output", f"output channels of {producer!r} reach no conv/linear consumer "
                           "(they feed the model output)")
-    if not shared and (len(consumers) > 1 or len(producers) > 1 or (joins and not gated)):
-        others = [n for n in producers[1:] + consumers[1:]] or [_node_label(joins[0])]
+    # A join of tensors that all come from this producer (y * f(y)) stays per channel; one that
+    # brings another producer, or a second consumer, makes the channels shared.
+    if not shared and (len(consumers) > 1 or len(producers) > 1):
+        others = producers[1:] + consumers[1:]
         raise UnitRefused("shared", f"output channels of {producer!r} are shared with {_listed(others)} "
                           "(a residual stream or several consumers; enable shared channels to prune them)")
     reused = reused_layers(graph, *producers, *consumers, *carried)
@@ -253,11 +347,17 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
         raise UnitRefused("reused", f"layer(s) {_listed(reused)} run more than once per forward pass (shared "
                           f"weights); the channels of {producer!r} cannot be cut")
     modules = dict(model.named_modules())
+    windows = []
     for name in consumers:
-        if sorted(columns[name]) != consumer_columns(module, modules[name]):
+        window = consumer_window(columns[name], channels, modules[name])
+        if window is None:
             raise UnitRefused("mapping", f"consumer {name!r} does not read the {channels} channels of "
                               f"{producer!r} as whole contiguous blocks of its {in_channels_of(modules[name])} inputs")
+        if window != (0, channels):
+            windows.append((name, *window))
     grouped = [n for n in consumers if getattr(modules[n], "groups", 1) > 1]
+    if any(n in grouped for n, _, _ in windows):
+        raise UnitRefused("concat", f"a grouped consumer of {producer!r} reads its channels inside a concatenation")
     groups = 1
     for name in grouped + [p for p in producers if getattr(modules[p], "groups", 1) > 1]:
         groups = math.lcm(groups, modules[name].groups)
@@ -265,4 +365,5 @@ def find_unit(graph: tp.DependencyGraph, producer: str, *, shared: bool = False)
         raise UnitRefused("groups", f"the {channels} channels of {producer!r} do not split into the {groups} "
                           "groups of its grouped producers and consumers")
     return ChannelUnit(producer, tuple(producers), tuple(consumers), tuple(carried), channels, groups,
-                       tuple(grouped), gated)
+                       tuple(grouped), gated, tuple(windows))
+

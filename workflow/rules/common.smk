@@ -29,9 +29,11 @@ def _one_of(run_ids):
     return "|".join(re.escape(r) for r in sorted(run_ids)) or r"(?!x)x"
 
 
-# Which rule writes eval/<run>.csv: a chain's own job (prune_chain), else rule evaluate.
+# Which rule writes eval/<run>.csv: a chain's own job (prune_chain), a grouped run's own job
+# (grouped_model), else rule evaluate.
 CHAIN_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] == "chain")
-OTHER_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] != "chain")
+GROUPED_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] == "grouped")
+OTHER_RUNS_PATTERN = _one_of(r for r, run in PLAN.runs.items() if run["kind"] not in ("chain", "grouped"))
 
 GPUS = config["gpus"]  # per training job; slurm's `gpu` resource requests them
 
@@ -105,7 +107,7 @@ def compare_layer_spec():
     dataset = base["dataset"]
     return {"config": NAME, "compare_layer": PLAN.compare_layer, "model": base["model"],
             "dataset": {"name": dataset, **config["datasets"][dataset]}, "data": config["data"],
-            "selection": config["selection"], "device": config["device"],
+            "selection": config["selection"], "device": config["device"], "manifest": data_marker(dataset),
             "criteria_modules": config["criteria_modules"]}
 
 

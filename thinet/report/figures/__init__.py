@@ -6,7 +6,7 @@ wants it, its report section and its caption. Every module not starting with '_'
 Figures are matplotlib `Figure` objects (no pyplot), so no backend needs choosing.
 
 >>> available_figures()
-['compare_layer', 'criteria_vs_budget', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'speedup_vs_flops', 'tradeoff']
+['compare_layer', 'criteria_vs_budget', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'grouped_vs_gcos_ci', 'speedup_vs_flops', 'tradeoff']
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The `@figure` declaration, and drawing and saving the declared figures (PNG and PDF) by name.
 
 >>> available_figures()
-['compare_layer', 'criteria_vs_budget', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'speedup_vs_flops', 'tradeoff']
+['compare_layer', 'criteria_vs_budget', 'criteria_vs_thinet_ci', 'fig4_layerwise', 'grouped_vs_gcos_ci', 'speedup_vs_flops', 'tradeoff']
 """
 from __future__ import annotations
 
