@@ -115,9 +115,21 @@ def test_grouped_rows_get_their_own_table_and_figure_not_the_criteria_ones():
     assert set(step_rows(metrics)["variant"]) == {"ThiNet-Conv"}
     table = build_table("grouped_vs_gcos", {"metrics": metrics}, ReportContext("t"))
     shown = table.display.set_index(["Outcome", "Grouping"])
-    assert shown.loc[("after the fine-tune", "gcos"), "Δ vs gcos (pp)"] == "reference"
-    assert shown.loc[("after the fine-tune", "contiguous"), "Δ vs gcos (pp)"] == "-1.00"
+    assert shown.loc[("after the fine-tune", "gcos"), "Δ vs reference (pp)"] == "reference"
+    assert shown.loc[("after the fine-tune", "contiguous"), "Δ vs reference (pp)"] == "-1.00 vs gcos"
     assert shown.loc[("just after grouping", "random"), "Top-1 (%)"] == "15.00 ± 0.10"
     assert list(table.display["g"].unique()) == [2]
     fig = draw_figure("grouped_vs_gcos_ci", {"metrics": metrics}, ReportContext("t"))
     assert len(fig.axes) == 2
+
+
+def test_groupings_without_least_squares_are_compared_with_gcos_nols():
+    frame = metrics_frame()
+    nols = frame[frame["criterion"].isin(["gcos", "random"])].copy()
+    nols["criterion"] = nols["criterion"] + "_nols"
+    nols["top1"] = nols["top1"] - 30.0  # both fall by the same amount: their difference stays -2.0 / -25.0
+    paired = paired_to_gcos(pd.concat([frame, nols], ignore_index=True), StatsSettings())
+    ablation = paired[paired["criterion"].eq("random_nols")].set_index("outcome")
+    assert ablation.loc["final", "diff_mean"] == pytest.approx(-2.0)  # against gcos_nols, not gcos (-32.0)
+    assert ablation.loc["final", "verdict"] == "worse than gcos_nols"
+    assert set(paired.loc[paired["criterion"].eq("random"), "family_size"]) == {2, 3}  # the gcos family only

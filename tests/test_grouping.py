@@ -137,7 +137,7 @@ def test_an_output_order_that_cannot_fold_is_undone_by_a_shuffle():
     plan = plan_grouping(net, 2, x)
     step = next(s for s in plan.layers if s.layer == "b")
     assert step.output_fold is None and step.input_fold.producer == "a"
-    grouping = run_grouping("random", GroupingContext(net, "b", 2, seed=7))
+    grouping = run_grouping("random_nols", GroupingContext(net, "b", 2, seed=7))
     reference = masked(net, "b", grouping)
     convert_layer(net, step, grouping)
     assert isinstance(net.b.unshuffle, ChannelShuffle) and not hasattr(net.b, "shuffle")
@@ -149,7 +149,7 @@ def test_counts_of_grouped_convs_and_onnx_export(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     net, x = net_with_bn(), torch.randn(2, 3, 8, 8, generator=_seeded(5))
     dense = model_counts(net, (3, 8, 8))
-    convert_model(net, 2, "random", seed=1, example_inputs=x[:1])
+    convert_model(net, 2, "random_nols", seed=1, example_inputs=x[:1])
     counts = model_counts(net, (3, 8, 8))
     # conv 3 (8→8, 3×3) and conv 7 (8→12, 3×3) keep half their weights; the shuffle adds nothing
     assert dense["params"] - counts["params"] == (8 * 8 * 9 + 8 * 12 * 9) // 2
@@ -163,12 +163,12 @@ def test_counts_of_grouped_convs_and_onnx_export(tmp_path):
 
 def test_contiguous_needs_no_shuffle_and_random_follows_its_seed():
     net = net_with_bn()
-    convert_model(copy.deepcopy(net), 2, "contiguous", example_inputs=torch.zeros(1, 3, 8, 8))
-    plain = convert_model(copy.deepcopy(net), 2, "contiguous", example_inputs=torch.zeros(1, 3, 8, 8))
+    convert_model(copy.deepcopy(net), 2, "contiguous_nols", example_inputs=torch.zeros(1, 3, 8, 8))
+    plain = convert_model(copy.deepcopy(net), 2, "contiguous_nols", example_inputs=torch.zeros(1, 3, 8, 8))
     assert not any(isinstance(m, ChannelShuffle) for m in plain.modules())
     ctx = GroupingContext(net, "7", 2, seed=3)
-    first, again = run_grouping("random", ctx), run_grouping("random", ctx)
-    other = run_grouping("random", GroupingContext(net, "7", 2, seed=4))
+    first, again = run_grouping("random_nols", ctx), run_grouping("random_nols", ctx)
+    other = run_grouping("random_nols", GroupingContext(net, "7", 2, seed=4))
     assert [t.tolist() for t in first.inputs] == [t.tolist() for t in again.inputs]
     assert [t.tolist() for t in first.inputs] != [t.tolist() for t in other.inputs]
 
@@ -178,7 +178,7 @@ def test_bad_requests_name_the_culprit_before_anything_changes():
     before = copy.deepcopy(net.state_dict())
     with pytest.raises(PruningError, match=r"layer '0': reads the image.*layer '7': C=8 inputs and D=12 filters"):
         plan_grouping(net, 8, torch.zeros(1, 3, 8, 8), strict=True)
-    with pytest.raises(PruningError, match="unknown grouping 'gcoss'.*contiguous, gcos"):
+    with pytest.raises(PruningError, match="unknown grouping 'gcoss'.*contiguous, contiguous_nols, gcos"):
         convert_model(net, 2, "gcoss", example_inputs=torch.zeros(1, 3, 8, 8))
     with pytest.raises(PruningError, match="grouping 'gcos'.*selection images"):
         convert_model(net, 2, "gcos", example_inputs=torch.zeros(1, 3, 8, 8))
@@ -186,4 +186,17 @@ def test_bad_requests_name_the_culprit_before_anything_changes():
         convert_model(net, 2, "gcos", batches=torch.randn(2, 3, 8, 8), samples_per_image=1,
                       example_inputs=torch.zeros(1, 3, 8, 8))
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    assert available_groupings() == ["contiguous", "gcos", "gcos_nols", "random"]
+    assert available_groupings() == ["contiguous", "contiguous_nols", "gcos", "gcos_nols", "random", "random_nols"]
+
+
+def test_every_grouping_is_rescaled_by_least_squares_unless_nols():
+    # A comparison of groupings compares partitions: the baselines get Eq. 7 per group as gcos does.
+    net, images = blocked_layer(2)
+    ctx = GroupingContext(net, "2", 2, [images], seed=0, samples_per_image=6)
+    for name in ("gcos", "contiguous", "random"):
+        scaled, plain = run_grouping(name, ctx), run_grouping(f"{name}_nols", ctx)
+        assert scaled.scales is not None and plain.scales is None
+        assert [i.tolist() for i in scaled.inputs] == [i.tolist() for i in plain.inputs]
+    # contiguous cuts across the blocks: its scales are not ones
+    scales = torch.cat(run_grouping("contiguous", ctx).scales)
+    assert not torch.allclose(scales, torch.ones_like(scales), atol=1e-2)

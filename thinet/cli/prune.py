@@ -72,8 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after pruning (and --gap), group every conv that can be into G groups (gcos, "
                              "TPAMI 2019, reconstructed) and fine-tune with the final budget")
     parser.add_argument("--grouping", default=None,
-                        help="with --gcos-groups: how the groups are chosen, gcos (default), gcos_nols, "
-                             "contiguous or random")
+                        help="with --gcos-groups: how the groups are chosen, gcos (default), contiguous or "
+                             "random, each rescaled per group by least squares (Eq. 7); <name>_nols: the "
+                             "same groups without it")
     per_layer = parser.add_mutually_exclusive_group()
     per_layer.add_argument("--finetune-epochs", type=float, default=None,
                            help="fine-tuning after each layer, in epochs (default 1)")
@@ -154,7 +155,7 @@ def _dry_run_groups(model: Any, args: argparse.Namespace, example: Any) -> Any:
 
     plan = plan_grouping(model, args.gcos_groups, example)
     print("\n".join(plan.lines()))
-    return convert_model(model, args.gcos_groups, "contiguous", example_inputs=example, plan=plan)
+    return convert_model(model, args.gcos_groups, "contiguous_nols", example_inputs=example, plan=plan)
 
 
 def _model_image_size(model: Any, dataset: Any, label: str) -> int | None:

@@ -33,7 +33,7 @@ TRACE_INPUT = {"vgg16": (1, 3, 32, 32), "resnet50_v1": (1, 3, 64, 64)}
 IMAGENET_CLASSES = 1000
 # gcos's groups depend on data; any partition gives the same shapes, and a random one (seed 0) has the
 # same channel shuffle before each grouped conv that a data-chosen one has (timing), without data.
-DATA_FREE_GROUPING = "random"
+DATA_FREE_GROUPING = "random_nols"
 
 
 @dataclass(frozen=True)

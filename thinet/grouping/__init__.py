@@ -5,9 +5,9 @@ fixed channel permutation folded into the producer where possible (`ChannelShuff
 journal's gcos section is not available (only its abstract): this is a reconstruction from ThiNet's
 own principle, not the authors' code.
 
-Grouping criteria are a registry like the pruning criteria: `gcos` (and `gcos_nols`, without Eq. 7's
-least squares), and the baselines `contiguous` (ResNeXt/ShuffleNet's blocks) and `random` (from a
-seed) run through the same conversion.
+Grouping criteria are a registry like the pruning criteria: `gcos`, and the baselines `contiguous`
+(ResNeXt/ShuffleNet's blocks) and `random` (from a seed), run through the same conversion, Eq. 7's
+least squares per group included; `<name>_nols` is each without it.
 
 >>> import torch
 >>> from torch import nn

@@ -180,10 +180,23 @@ def gcos_partition(grams: torch.Tensor, groups: int, *, least_squares: bool = Tr
     plain, plain_error = _refine(g, Grouping.contiguous(c, d, groups))
     part = grown if grown_error <= plain_error else plain
     order = sorted(range(groups), key=lambda j: int(part.inputs[j][0]))  # groups by their first channel
-    inputs = tuple(part.inputs[j] for j in order)
-    filters = tuple(part.filters[j] for j in order)
-    if not least_squares or groups == 1:
-        return Grouping(inputs, filters)
+    grouping = Grouping(tuple(part.inputs[j] for j in order), tuple(part.filters[j] for j in order))
+    return group_least_squares(g, grouping, layer) if least_squares else grouping
+
+
+def group_least_squares(grams: torch.Tensor, grouping: Grouping, layer: str = "?") -> Grouping:
+    """`grouping` with step 3's scales: Eq. 7 per group, ŵ_j from H_j = Σ_{d∈F_j} G_d over its inputs I_j.
+    Any partition can be rescaled this way (gcos's, contiguous or random groups alike), so that a
+    comparison of groupings compares their partitions, not whether they were rescaled.
+
+    >>> x = torch.randn(50, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> grams = torch.einsum("mdc,mde->dce", x, x)
+    >>> [s.shape[0] for s in group_least_squares(grams, Grouping.contiguous(2, 2, 2)).scales]
+    [1, 1]
+    """
+    g = _check(grams, grouping.groups, layer)
+    if grouping.groups == 1:
+        return Grouping(grouping.inputs, grouping.filters)
     scales = tuple(least_squares_scale(g[f].sum(0), i, f"{layer} (group {j})")
-                   for j, (i, f) in enumerate(zip(inputs, filters)))
-    return Grouping(inputs, filters, scales)
+                   for j, (i, f) in enumerate(zip(grouping.inputs, grouping.filters)))
+    return Grouping(grouping.inputs, grouping.filters, scales)

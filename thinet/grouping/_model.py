@@ -62,7 +62,7 @@ def convert_model(model: nn.Module, groups: int, grouping: str = "gcos", *, batc
     plain nn.Module).
 
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1))
-    >>> net = convert_model(net, 2, "contiguous", example_inputs=torch.zeros(1, 3, 12, 12))
+    >>> net = convert_model(net, 2, "contiguous_nols", example_inputs=torch.zeros(1, 3, 12, 12))
     >>> [m.groups for m in net if isinstance(m, nn.Conv2d)]
     [1, 2, 2]
     """

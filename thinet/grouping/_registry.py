@@ -1,7 +1,9 @@
 """The grouping registry: name -> a function choosing a conv's groups, filled by `@register_grouping`.
 
-A grouping criterion is `fn(ctx: GroupingContext) -> Grouping`; `run_grouping` checks what comes back
-(`check_grouping`) so that every criterion, gcos and the baselines alike, reaches the same conversion.
+A grouping criterion is `fn(ctx: GroupingContext) -> Grouping`, a partition; `run_grouping` checks what
+comes back (`check_grouping`) and rescales it by least squares per group (Eq. 7, from the layer's sampled
+x̂), so that every criterion, gcos and the baselines alike, reaches the same conversion. Each registered
+name also exists as `<name>_nols`: the same partition without the rescaling (as `thinet_nols` for ThiNet).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from thinet.grouping._greedy import group_least_squares
 from thinet.grouping._stats import collect_filter_grams, dense_conv
 from thinet.grouping._types import Grouping, check_grouping
 from thinet.types import PruningError
@@ -33,6 +36,7 @@ class GroupingContext:
     batches: Iterable[Any] | torch.Tensor | None = None
     seed: int = 0
     samples_per_image: int = 10
+    _grams: torch.Tensor | None = None
 
     @property
     def conv(self) -> nn.Conv2d:
@@ -47,24 +51,37 @@ class GroupingContext:
         return self.conv.out_channels
 
     def filter_grams(self) -> torch.Tensor:
-        """G_d = X̂_dᵀX̂_d of every filter from the selection images (`collect_filter_grams`)."""
+        """G_d = X̂_dᵀX̂_d of every filter from the selection images (`collect_filter_grams`), sampled once
+        per context (the criterion and the least squares after it share them)."""
         if self.batches is None:
-            raise PruningError(f"layer {self.layer!r}: this grouping criterion samples the layer's input; "
-                               "give selection images (batches)")
-        return collect_filter_grams(self.model, self.layer, self.batches, samples_per_image=self.samples_per_image,
-                                    seed=self.seed)
+            raise PruningError(f"layer {self.layer!r}: this grouping samples the layer's input (gcos, and the "
+                               "least squares of every grouping but a `_nols` one); give selection images (batches)")
+        if self._grams is None:
+            self._grams = collect_filter_grams(self.model, self.layer, self.batches,
+                                               samples_per_image=self.samples_per_image, seed=self.seed)
+        return self._grams
 
 
 GroupingFn = Callable[[GroupingContext], Grouping]
 
 
+NOLS = "_nols"
+
+
 @dataclass(frozen=True)
 class GroupingEntry:
-    """A registered criterion; `needs_data`: it samples the layer (selection images required)."""
+    """A registered criterion; `samples`: the criterion itself samples the layer; `least_squares`: its
+    partition is rescaled by Eq. 7 per group (every name but the `_nols` ones)."""
 
     name: str
     fn: GroupingFn
-    needs_data: bool
+    samples: bool
+    least_squares: bool = True
+
+    @property
+    def needs_data(self) -> bool:
+        """Selection images are required: to choose the partition or to rescale it."""
+        return self.samples or self.least_squares
 
 
 _GROUPINGS: dict[str, GroupingEntry] = {}
@@ -80,6 +97,9 @@ def register_grouping(name: str, *, needs_data: bool = False) -> Callable[[Group
         known = _GROUPINGS.get(name)
         if known is not None and (known.fn.__module__, known.fn.__qualname__) != (fn.__module__, fn.__qualname__):
             raise PruningError(f"grouping {name!r} is already registered by {known.fn.__module__}")
+        if name.endswith(NOLS):
+            raise PruningError(f"grouping {name!r}: names ending in {NOLS!r} are made by the registry (the same "
+                               "partition without least squares); register the base name")
         _GROUPINGS[name] = GroupingEntry(name, fn, needs_data)
         return fn
 
@@ -90,25 +110,28 @@ def available_groupings() -> list[str]:
     """Names accepted by `get_grouping`, sorted.
 
     >>> available_groupings()
-    ['contiguous', 'gcos', 'gcos_nols', 'random']
+    ['contiguous', 'contiguous_nols', 'gcos', 'gcos_nols', 'random', 'random_nols']
     """
-    return sorted(_GROUPINGS)
+    return sorted([*_GROUPINGS, *(f"{name}{NOLS}" for name in _GROUPINGS)])
 
 
 def get_grouping(name: str) -> GroupingEntry:
     """The entry called `name`; PruningError listing the known names otherwise.
 
-    >>> get_grouping("gcos").needs_data
-    True
+    >>> get_grouping("gcos").needs_data, get_grouping("contiguous_nols").needs_data
+    (True, False)
     """
-    if name not in _GROUPINGS:
+    base = name.removesuffix(NOLS)
+    if base not in _GROUPINGS:
         raise PruningError(f"unknown grouping {name!r}; known groupings: {', '.join(available_groupings())}")
-    return _GROUPINGS[name]
+    entry = _GROUPINGS[base]
+    return GroupingEntry(name, entry.fn, entry.samples, least_squares=False) if name != base else entry
 
 
 def run_grouping(name: str, ctx: GroupingContext) -> Grouping:
     """Run criterion `name` on `ctx` and check its answer (PruningError naming the layer)."""
     entry = get_grouping(name)
     conv = ctx.conv
-    return check_grouping(entry.fn(ctx), conv.in_channels, conv.out_channels, ctx.groups,
-                          f"grouping {name!r} for layer {ctx.layer!r}")
+    grouping = check_grouping(entry.fn(ctx), conv.in_channels, conv.out_channels, ctx.groups,
+                              f"grouping {name!r} for layer {ctx.layer!r}")
+    return group_least_squares(ctx.filter_grams(), grouping, ctx.layer) if entry.least_squares else grouping

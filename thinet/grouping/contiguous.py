@@ -1,5 +1,6 @@
 """Contiguous groups, as ResNeXt and ShuffleNet's grouped convs read their inputs: channels and filters
-in index order, cut into g blocks; a baseline for gcos (no data, no rescaling, no shuffle)."""
+in index order, cut into g blocks; a baseline for gcos (no shuffle; rescaled by least squares per group like every grouping, unless
+`contiguous_nols`)."""
 from __future__ import annotations
 
 from thinet.grouping._registry import GroupingContext, register_grouping

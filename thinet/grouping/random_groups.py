@@ -1,4 +1,5 @@
-"""Random groups from the layer's seed: a baseline for gcos (no data, no rescaling), and the data-free
+"""Random groups from the layer's seed: a baseline for gcos (rescaled by least squares per group like every grouping, unless `random_nols`),
+and the data-free
 stand-in of gcos's architecture (a shuffle before each grouped conv) in the architecture table."""
 from __future__ import annotations
 

@@ -17,22 +17,18 @@ compared too, on the final outcome, as "thinet r=<r> (dense)": ThiNet pruning to
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
-from thinet.report._paired import GROUP_KEYS
+from thinet.report._paired import GROUP_KEYS, paired_differences
 from thinet.report._rows import is_grouped
-from thinet.report._verdict import StatsSettings, adjust, decide, verdict_word
+from thinet.report._verdict import StatsSettings
 
 REFERENCE = "gcos"
 OUTCOMES = {"after_grouping": "just after grouping", "final": "after the fine-tune"}
 RUN_KEYS = [*GROUP_KEYS, "criterion", "seed"]
 # A dense chain within this relative distance of the grouped models' #Param counts as the same size.
 SAME_SIZE = 0.05
-PAIRED_COLUMNS = [*GROUP_KEYS, "outcome", "criterion", "n_pairs", "unpaired_seeds", "diff_mean", "diff_sd", "ci_low",
-                  "ci_high", "eq_low", "eq_high", "p_diff", "p_equiv", "family_size", "p_diff_adj", "p_equiv_adj",
-                  "verdict_unadjusted", "verdict"]
+NOLS = "_nols"  # thinet.grouping's suffix for a partition without least squares (the report does not import the engine)
 
 
 def grouped_outcomes(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -73,34 +69,19 @@ def compared_outcomes(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([outcomes, dense_at_same_size(metrics, outcomes)], ignore_index=True)
 
 
+def family_of(criterion: str) -> str:
+    """The reference a grouped method is compared with: gcos, or gcos_nols for the groupings without least
+    squares (the ablation compares partitions that are not rescaled).
+
+    >>> family_of("random"), family_of("random_nols"), family_of("thinet r=0.93 (dense)")
+    ('gcos', 'gcos_nols', 'gcos')
+    """
+    return f"{REFERENCE}{NOLS}" if criterion.endswith(NOLS) else REFERENCE
+
+
 def paired_to_gcos(metrics: pd.DataFrame, settings: StatsSettings) -> pd.DataFrame:
-    """Per group, outcome and compared method ≠ gcos: method − gcos paired by seed (PAIRED_COLUMNS, as
-    `paired_to_thinet`'s, with verdicts worded against gcos). Groups without gcos give no rows."""
-    outcomes = compared_outcomes(metrics)
-    rows = []
-    for keys, group in outcomes.groupby([*GROUP_KEYS, "outcome"], sort=False):
-        reference = group[group["criterion"].eq(REFERENCE)].set_index("seed")["top1"]
-        if reference.empty:
-            continue
-        family = []
-        for criterion, runs in group[group["criterion"].ne(REFERENCE)].groupby("criterion", sort=False):
-            values = runs.set_index("seed")["top1"]
-            common = values.index.intersection(reference.index)
-            diffs = (values[common] - reference[common]).to_numpy(dtype=float)
-            n = len(diffs)
-            mean = float(diffs.mean()) if n else math.nan
-            sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
-            family.append({**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
-                           "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
-                           "diff_mean": mean, "diff_sd": sd,
-                           **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)})
-        p_diff = adjust([r["p_diff"] for r in family], settings.correction)
-        p_equiv = adjust([r["p_equiv"] for r in family], settings.correction)
-        size = sum(not math.isnan(r["p_diff"]) for r in family)
-        for row, pd_adj, pe_adj in zip(family, p_diff, p_equiv):
-            words = {"mean": row["diff_mean"], "n": row["n_pairs"], "settings": settings, "reference": REFERENCE}
-            row.update(family_size=size, p_diff_adj=pd_adj, p_equiv_adj=pe_adj,
-                       verdict_unadjusted=verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"], **words),
-                       verdict=verdict_word(p_diff=pd_adj, p_equiv=pe_adj, **words))
-        rows += family
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    """Per group, outcome and compared method: method − gcos (or − gcos_nols for the `_nols` groupings)
+    paired by seed (PAIRED_COLUMNS, as `paired_to_thinet`'s, with verdicts worded against the reference).
+    Groups without the reference give no rows."""
+    references = {REFERENCE: REFERENCE, f"{REFERENCE}{NOLS}": f"{REFERENCE}{NOLS}"}
+    return paired_differences(compared_outcomes(metrics), references, settings, family_of)

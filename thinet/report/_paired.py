@@ -22,6 +22,7 @@ no interval at all, and the verdict says so.
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import pandas as pd
 
@@ -32,8 +33,8 @@ from thinet.report._verdict import (
     StatsSettings, adjust, confidence_interval, decide, t_quantile, verdict_word,
 )
 
-__all__ = ["GROUP_KEYS", "CHAIN_KEYS", "OUTCOMES", "LEVEL", "chain_outcomes", "confidence_interval",
-           "paired_to_thinet", "ranked_outcomes", "t_quantile"]
+__all__ = ["GROUP_KEYS", "CHAIN_KEYS", "OUTCOMES", "LEVEL", "PAIRED_COLUMNS", "chain_outcomes", "confidence_interval",
+           "paired_differences", "paired_to_thinet", "ranked_outcomes", "t_quantile"]
 
 LEVEL = StatsSettings().level
 # What a chain is compared within: the same base model pruned by the same plan at the same rate.
@@ -90,41 +91,55 @@ def paired_to_thinet(metrics: pd.DataFrame, transfer: frozenset[str] | None = No
     `p_equiv_adj`, `verdict_unadjusted` (from the unadjusted p values) and `verdict` (after the
     correction). NaN for n < 2. Groups without a ThiNet chain, or with ThiNet alone, give no rows.
     """
+    return paired_differences(chain_outcomes(metrics, transfer), {THINET_CRITERION: "ThiNet"}, settings)
+
+
+def paired_differences(outcomes: pd.DataFrame, references: Mapping[str, str],
+                       settings: StatsSettings | None = None, family_of=lambda criterion: "") -> pd.DataFrame:
+    """Per group (GROUP_KEYS), outcome and family: each method − the family's reference, paired by seed.
+
+    `outcomes` has one row per run and outcome (GROUP_KEYS, `outcome`, `criterion`, `seed`, `top1`).
+    `references` maps a family's reference method to the name its verdicts use ({'thinet': 'ThiNet'});
+    `family_of(criterion)` says which reference a method is compared with (the key of `references`; by
+    default the only one). Holm's correction runs within each (group, outcome, reference) family.
+    Columns: PAIRED_COLUMNS (see `paired_to_thinet`).
+    """
     settings = settings or StatsSettings()
-    outcomes = chain_outcomes(metrics, transfer)
-    families = []
+    single = next(iter(references)) if len(references) == 1 else None
+    rows: list[dict] = []
     for keys, group in outcomes.groupby([*GROUP_KEYS, "outcome"], sort=False):
-        reference = group[group["criterion"].eq(THINET_CRITERION)].set_index("seed")["top1"]
-        if reference.empty:
-            continue
-        rows = []
-        for criterion, chain in group[group["criterion"].ne(THINET_CRITERION)].groupby("criterion", sort=False):
-            values = chain.set_index("seed")["top1"]
-            common = values.index.intersection(reference.index)
-            diffs = (values[common] - reference[common]).to_numpy(dtype=float)
-            n = len(diffs)
-            mean = float(diffs.mean()) if n else math.nan
-            sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
-            rows.append({**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
-                         "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
-                         "diff_mean": mean, "diff_sd": sd,
-                         **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)})
-        families.append(_decide_family(rows, settings))
-    rows = [row for family in families for row in family]
+        for reference_name, word in references.items():
+            reference = group[group["criterion"].eq(reference_name)].set_index("seed")["top1"]
+            members = group[group["criterion"].ne(reference_name)
+                            & group["criterion"].map(lambda c: single or family_of(c)).eq(reference_name)]
+            if reference.empty or members.empty:
+                continue
+            family = []
+            for criterion, chain in members.groupby("criterion", sort=False):
+                values = chain.set_index("seed")["top1"]
+                common = values.index.intersection(reference.index)
+                diffs = (values[common] - reference[common]).to_numpy(dtype=float)
+                n = len(diffs)
+                mean = float(diffs.mean()) if n else math.nan
+                sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
+                family.append({**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
+                               "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
+                               "diff_mean": mean, "diff_sd": sd,
+                               **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)})
+            rows += _decide_family(family, settings, word)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def _decide_family(rows: list[dict], settings: StatsSettings) -> list[dict]:
+def _decide_family(rows: list[dict], settings: StatsSettings, reference: str = "ThiNet") -> list[dict]:
     """The family's p values adjusted together, and each row's verdict words before and after."""
     p_diff = adjust([r["p_diff"] for r in rows], settings.correction)
     p_equiv = adjust([r["p_equiv"] for r in rows], settings.correction)
     size = sum(not math.isnan(r["p_diff"]) for r in rows)
     for row, pd_adj, pe_adj in zip(rows, p_diff, p_equiv):
+        words = {"mean": row["diff_mean"], "n": row["n_pairs"], "settings": settings, "reference": reference}
         row.update(family_size=size, p_diff_adj=pd_adj, p_equiv_adj=pe_adj,
-                   verdict_unadjusted=verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"],
-                                                   mean=row["diff_mean"], n=row["n_pairs"], settings=settings),
-                   verdict=verdict_word(p_diff=pd_adj, p_equiv=pe_adj, mean=row["diff_mean"], n=row["n_pairs"],
-                                        settings=settings))
+                   verdict_unadjusted=verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"], **words),
+                   verdict=verdict_word(p_diff=pd_adj, p_equiv=pe_adj, **words))
     return rows
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from thinet.report._context import ReportContext
 from thinet.report._grouped import (
     OUTCOMES,
-    REFERENCE,
+    family_of,
     compared_outcomes,
     paired_to_gcos,
 )
@@ -56,9 +56,12 @@ def grouped_summary(metrics: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
     summary = mean_std_over_seeds(compared_outcomes(metrics), keys, ["top1", "params"])
     paired = paired_to_gcos(metrics, ctx.statistics)
     merged = summary.merge(paired, on=keys, how="left")
-    merged["order"] = [(0 if c == REFERENCE else 2 if c.endswith("(dense)") else 1) for c in merged["criterion"]]
+    merged["reference"] = merged["criterion"].map(family_of)
+    merged["order"] = [(0 if c == ref else 2 if c.endswith("(dense)") else 1)
+                       for c, ref in zip(merged["criterion"], merged["reference"])]
     merged["outcome_order"] = merged["outcome"].map(list(OUTCOMES).index)
-    merged = merged.sort_values(["experiment", "strategy", "outcome_order", "order", "criterion"], kind="stable")
+    merged = merged.sort_values(["experiment", "strategy", "outcome_order", "reference", "order", "criterion"],
+                                kind="stable")
     return merged.drop(columns=["order", "outcome_order"]).reset_index(drop=True)
 
 
@@ -71,6 +74,7 @@ def grouped_vs_gcos(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
     if data.empty:
         raise ValueError("gcos table: metrics.csv has no rows of grouped runs (strategy '<chain strategy>/g<g>')")
     split = [split_grouped_strategy(s) for s in data["strategy"]]
+    is_reference = data["criterion"].eq(data["reference"])
     display = pd.DataFrame({
         "Experiment": data["experiment"],
         "Chain": [f"{s[0]} r={format_value(r)}" for s, r in zip(split, data["keep_ratio"])],
@@ -80,14 +84,15 @@ def grouped_vs_gcos(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
         "Top-1 (%)": [format_mean_std(m, s) for m, s in zip(data["top1_mean"], data["top1_std"])],
         "Seeds": data["n_seeds"].astype(int),
         "#Param. (M)": [format_value(p / 1e6, 3) for p in data["params_mean"]],
-        "Δ vs gcos (pp)": ["reference" if c == REFERENCE else _signed(m) for c, m in zip(data["criterion"],
-                                                                                             data["diff_mean"])],
-        "interval": ["" if c == REFERENCE else _interval(lo, hi, int(n) if not pd.isna(n) else 0)
-                     for c, lo, hi, n in zip(data["criterion"], data["ci_low"], data["ci_high"], data["n_pairs"])],
-        "Verdict": ["" if c == REFERENCE or pd.isna(v) else v for c, v in zip(data["criterion"], data["verdict"])],
+        "Δ vs reference (pp)": ["reference" if ref else f"{_signed(m)} vs {r}"
+                                for ref, m, r in zip(is_reference, data["diff_mean"], data["reference"])],
+        "interval": ["" if ref else _interval(lo, hi, int(n) if not pd.isna(n) else 0)
+                     for ref, lo, hi, n in zip(is_reference, data["ci_low"], data["ci_high"], data["n_pairs"])],
+        "Verdict": ["" if ref or pd.isna(v) else v for ref, v in zip(is_reference, data["verdict"])],
     })
     level = round(100 * ctx.statistics.level)
-    notes = [(f"Δ: grouping − gcos, paired by seed; interval: {level} % Student's t over the pairs (unadjusted); "
+    notes = [(f"Δ: grouping − its reference, paired by seed (gcos; gcos_nols for the groupings without least "
+              f"squares, `_nols`: the same partitions, not rescaled); interval: {level} % Student's t over the pairs (unadjusted); "
              f"verdict after {ctx.statistics.correction} within each family (chain, g, outcome), equivalence "
              f"margin ±{ctx.statistics.margin:g} pp. Just after grouping: the per-step evaluation subset; after the "
              "fine-tune: the final evaluation split. gcos is a reconstruction (thinet/grouping).")]
