@@ -49,7 +49,10 @@ def family_table(
     matches = paper_lookup(summary, in_setting, paper_row_name, paper)
     with_paper = any(n is not None for n, _ in matches)
 
-    display = pd.DataFrame({"Model": summary["method"]})
+    # A label that several experiments share ('thinet r=0.5' at two fine-tuning budgets) names its experiment.
+    shared = summary.groupby("method")["experiment"].transform("nunique").gt(1)
+    display = pd.DataFrame({"Model": [f"{m} ({e})" if both else m
+                                      for m, e, both in zip(summary["method"], summary["experiment"], shared)]})
     if summary[["dataset", "model"]].drop_duplicates().shape[0] > 1:
         display["Network"] = summary["dataset"] + " / " + summary["model"]
     display["Top-1 (%)"] = mean_std_cells(summary, "top1")
