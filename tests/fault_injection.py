@@ -46,6 +46,14 @@ def snakemake(name: str, *extra: str) -> list[str]:
             "--configfile", *CONFIGS, "--config", f"name={name}", *extra]
 
 
+def complete(name: str, *extra: str) -> None:
+    """Run the targets to the end; on failure, show the end of Snakemake's output and stop."""
+    done = subprocess.run(snakemake(name, *extra), check=False, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-6000:])
+        raise SystemExit(f"fault_injection: FAILED: the run {name} exited {done.returncode}")
+
+
 def rows(name: str) -> list[dict[str, str]]:
     out = []
     for target in TARGETS:
@@ -136,11 +144,11 @@ def main() -> int:
     rng.shuffle(signals)
     start = time.time()
     subprocess.run(["rm", "-rf", f"results/{NAME}", f"results/{REFERENCE}"], cwd=ROOT, check=True)
-    subprocess.run(snakemake(REFERENCE), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    complete(REFERENCE)
     print(f"fault_injection: uninterrupted reference in {time.time() - start:.0f} s", flush=True)
     for signum in signals:
         print(f"fault_injection: {signal.Signals(signum).name}: {kill_once(rng, signum)}", flush=True)
-    subprocess.run(snakemake(NAME, "--rerun-incomplete"), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    complete(NAME, "--rerun-incomplete")
     reference, final = rows(REFERENCE), rows(NAME)
     problems = mlflow_problems()
     print(f"fault_injection: seed {args.seed}, {len(final)} result rows, {time.time() - start:.0f} s in all")

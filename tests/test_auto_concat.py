@@ -1,6 +1,6 @@
 """Issue 24, concatenation: a producer whose channels reach its consumers through `torch.cat` is pruned with
 the channel offsets carried through (dense blocks, Inception-style branches), exactly (prune_chain verifies
-every cut against the masked reference); a split is refused naming it, with a plan for the rest.
+every cut against the masked reference), also behind a chunk (splits: tests/test_auto_split.py).
 """
 from __future__ import annotations
 
@@ -90,8 +90,9 @@ def test_inception_branches_feeding_a_concatenation_are_pruned(consumers, shared
     assert model.b1.out_channels == 3 and model.b2[2].out_channels == 3 and model.heads[0].in_channels == 6
 
 
-class Ghost(nn.Module):
-    """A split (chunk) before the consumers: its sizes live in the forward code, so it is refused."""
+class Halves(nn.Module):
+    """A chunk before the consumers: chunk re-divides whatever it gets, so each half keeping the same share is
+    sound (tests/test_auto_split.py has the splits that are refused)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,11 +105,12 @@ class Ghost(nn.Module):
         return self.fc(torch.cat([self.left(a), self.right(b)], 1).mean((2, 3)))
 
 
-def test_a_split_is_refused_naming_it_with_a_plan_for_the_rest(tmp_path):
-    model = Ghost().eval()
+def test_a_chunk_and_a_concatenation_are_followed(tmp_path):
+    model = Halves().eval()
     plan = plan_units(model, torch.zeros(2, *SIZE))
-    kind, reason = plan.skipped["stem"]
-    assert kind == "concat" and "'stem'" in reason and "SplitBackward0" in reason
-    assert {u.producer for u in plan.units} == {"left", "right"}
+    stem = next(u for u in plan.units if u.producer == "stem")
+    assert stem.splits == ("chunk in the model's forward",) and stem.span("right") == (4, 4)
+    assert {u.producer for u in plan.units} == {"stem", "left", "right"}
     _prune(model, plan.steps(0.5), tmp_path)
+    assert model.stem.out_channels == 4 and model.left.in_channels == 2 and model.right.in_channels == 2
     assert model.left.out_channels == 2 and model.fc.in_features == 4

@@ -148,7 +148,7 @@ def _prune_and_check(name: str, shared: bool, tmp_path) -> tuple[nn.Module, dict
     plan = plan_units(model, example, shared_channels=shared)
     steps = plan.steps(0.5)
     flops_before = count_flops(model, SIZE)
-    per_image = samples_needed(model, steps, images.shape[0])
+    per_image = samples_needed(model, steps, images.shape[0], per_channel=1)  # Eq. 6: exactness needs no more
     exact = {}
     graph = build_graph(model, example)  # one trace for the chain, as prune_chain does
     for index, (unit, step) in enumerate(zip(plan.units, steps)):

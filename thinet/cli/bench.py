@@ -5,7 +5,9 @@
     $ thinet bench selection --samples 20000 --channels 256 --no-literal
     $ thinet bench sampling --image-size 112   # collect_samples vs a full VGG-16 forward pass
     $ thinet bench train                # the suite's training loop vs a bare SGD loop
-    $ thinet bench models --threads 1   # ThiNet with --strategy auto on 8 torchvision/timm CNNs (README table)
+    $ thinet bench models --threads 1   # ThiNet with --strategy auto on the torchvision/timm CNNs of the README table
+    $ thinet bench refit --threads 1    # does w-hat help at 1, 2, 4, 8 x the channels in samples? (README table)
+    $ thinet bench refit --models timm:regnetx_002 --factors 1 4 16 --per-unit
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import argparse
 import torch
 
 NAME = "bench"
-HELP = "time channel selection, sampling, training, or ThiNet on today's CNNs"
+HELP = "time channel selection, sampling, training, or ThiNet on today's CNNs; measure w-hat against sample counts"
 
 
 def _default_device() -> str:
@@ -22,7 +24,8 @@ def _default_device() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["selection", "sampling", "train", "models"], help="which benchmark to run")
+    parser.add_argument("what", choices=["selection", "sampling", "train", "models", "refit"],
+                        help="which benchmark to run")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random data")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
@@ -41,11 +44,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     smp.add_argument("--samples-per-image", type=int, default=10)
     smp.add_argument("--pair", nargs=2, metavar=("PRODUCER", "CONSUMER"), default=["features.12", "features.14"],
                      help="VGG-16 layer pair to sample")
-    mdl = parser.add_argument_group("models")
+    mdl = parser.add_argument_group("models and refit")
     mdl.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                     help="models to prune (default: the eight of the README table)")
+                     help="models to prune (default: every model of the README table; refit: its three networks "
+                          "with grouped units)")
     mdl.add_argument("--shared-channels", action="store_true", help="also prune shared channels (residual streams)")
     mdl.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    mdl.add_argument("--samples-per-channel", type=float, default=None, metavar="K",
+                     help="models: samples per channel of the widest unit, as thinet prune --strategy auto draws "
+                          "them (default 16)")
+    mdl.add_argument("--factors", type=float, nargs="+", default=None, metavar="K",
+                     help="refit: sample counts to measure, as multiples of each unit's channels (default 1 2 4 8 16)")
+    mdl.add_argument("--grow", choices=["samples", "images"], default="samples",
+                     help="refit: reach K x C samples by more samples per image (default) or more images "
+                          "(10 samples each)")
+    mdl.add_argument("--per-unit", action="store_true", help="refit: also print every unit's row")
     trn = parser.add_argument_group("train")
     trn.add_argument("--train-steps", type=int, default=10, help="SGD steps per timed block (default 10)")
     trn.add_argument("--train-batch-size", type=int, default=128, help="batch size (default 128)")
@@ -89,20 +102,63 @@ def run_train(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     """`thinet bench models`: prints the README's model table (markdown)."""
     from thinet.experiment import MODELS, models_markdown, run_models_bench
+    from thinet.sampling import SAMPLES_PER_CHANNEL
+
+    images, size, keep_ratio = _models_settings(args)
+    per_channel = args.samples_per_channel if args.samples_per_channel is not None else SAMPLES_PER_CHANNEL
+    if per_channel < 1:
+        raise ValueError(f"--samples-per-channel must be at least 1 (Eq. 6), got {per_channel}")
+    rows = run_models_bench(args.models or MODELS, keep_ratio, image_size=size, images=images,
+                            shared_channels=args.shared_channels, seed=args.seed, samples_per_channel=per_channel)
+    print(f"ThiNet, --strategy auto{' --shared-channels' if args.shared_channels else ''}, r = {keep_ratio}, "
+          f"{images} random {size}x{size} images, {per_channel:g} samples per channel of each model's widest unit, "
+          f"no fine-tuning, CPU, {torch.get_num_threads()} thread(s):\n")
+    print(models_markdown(rows))
+    return 0
+
+
+def _models_settings(args: argparse.Namespace) -> tuple[int, int, float]:
+    """(images, image size, keep ratio) of `models` and `refit`, checked before any model is built."""
+    from thinet.types import check_keep_ratio
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from thinet.types import check_keep_ratio
-
     images, size = args.images or 8, args.image_size or 64
     keep_ratio = check_keep_ratio(args.keep_ratio, "--keep-ratio")
     if images < 1 or size < 1:
         raise ValueError(f"--images and --image-size must be at least 1, got {images} and {size}")
-    rows = run_models_bench(args.models or MODELS, keep_ratio, image_size=size, images=images,
-                            shared_channels=args.shared_channels, seed=args.seed)
-    print(f"ThiNet, --strategy auto{' --shared-channels' if args.shared_channels else ''}, r = {keep_ratio}, "
-          f"{images} random {size}x{size} images, no fine-tuning, CPU, {torch.get_num_threads()} thread(s):\n")
-    print(models_markdown(rows))
+    return images, size, keep_ratio
+
+
+def run_refit(args: argparse.Namespace) -> int:
+    """`thinet bench refit`: per model and sample count, the units where ŵ beats no rescaling (markdown)."""
+    import sys
+
+    from thinet.experiment import (
+        REFIT_FACTORS,
+        REFIT_MODELS,
+        refit_markdown,
+        refit_summary,
+        refit_units_markdown,
+        run_refit_bench,
+    )
+
+    images, size, keep_ratio = _models_settings(args)
+    factors = args.factors or REFIT_FACTORS
+    if any(f <= 0 for f in factors):
+        raise ValueError(f"--factors must be positive, got {factors}")
+    rows = run_refit_bench(args.models or REFIT_MODELS, factors, keep_ratio=keep_ratio, image_size=size,
+                           images=images, shared_channels=args.shared_channels, grow=args.grow, seed=args.seed,
+                           progress=lambda line: print(line, file=sys.stderr))
+    grown = "samples per image" if args.grow == "samples" else "images (10 samples each)"
+    print(f"w-hat vs no rescaling, --strategy auto{' --shared-channels' if args.shared_channels else ''}, "
+          f"r = {keep_ratio}, models without weights, {images} random {size}x{size} images ({grown} raised to reach "
+          f"K x C samples), error on the consumers' full output maps of {images} held-out images, CPU, "
+          f"{torch.get_num_threads()} thread(s):\n")
+    print(refit_markdown(refit_summary(rows)))
+    if args.per_unit:
+        print()
+        print(refit_units_markdown(rows))
     return 0
 
 
@@ -111,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         return run_train(args)
     if args.what == "models":
         return run_models(args)
+    if args.what == "refit":
+        return run_refit(args)
     from thinet.experiment import print_results, run_sampling_bench, run_selection_bench
     from thinet.types import LayerPair
 

@@ -15,6 +15,9 @@ the masked reference (the unpruned model with each consumer's input multiplied
 by mask·ŵ) on a few selection images: a cut that is not exact is undone and
 stops the run naming the layer (--no-verify-cuts skips the check). Images are
 cropped to the model's own input size (a timm model's pretrained configuration).
+With --strategy auto the samples per image default to enough for 16 samples per
+channel of the widest unit (--samples-per-channel; at least 10 per image): with
+fewer, the least-squares w-hat often does worse than no rescaling (`thinet bench refit`).
 --gcos-groups g then groups every conv of the pruned model it can into g groups (gcos, the TPAMI
 2019 version's group convolution with shuffling, reconstructed: `thinet.grouping`), chosen by
 --grouping (gcos by default; contiguous and random are its baselines) from the same selection
@@ -86,7 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fine-tuning after the last layer, iterations")
     parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (default 1e-3)")
     parser.add_argument("--per-class", type=int, default=10, help="selection images per class (default 10)")
-    parser.add_argument("--samples-per-image", type=int, default=10, help="ThiNet samples per image (default 10)")
+    parser.add_argument("--samples-per-image", type=int, default=None,
+                        help="ThiNet samples per image (default 10; with --strategy auto, enough for "
+                             "--samples-per-channel)")
+    parser.add_argument("--samples-per-channel", type=float, default=None, metavar="K",
+                        help="with --strategy auto and no --samples-per-image: draw at least K samples per channel "
+                             "of the widest unit, 10 per image at least (default 16: below it the least-squares "
+                             "w-hat often does worse than no rescaling; `thinet bench refit` measures it)")
     parser.add_argument("--out", required=True, help="where to write the pruned model (a whole pickled module)")
     parser.add_argument("--workdir", default=None, help="per-layer checkpoints (default <out>.chain)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep --workdir after success")
@@ -120,18 +129,49 @@ def _schedules(args: argparse.Namespace):
     return plan, final
 
 
-def _plan(model: Any, args: argparse.Namespace, strategy: Any, example: Any) -> list:
-    """The strategy's steps; for `auto`, the plan listing first (units, skipped layers and why)."""
+def _plan(model: Any, args: argparse.Namespace, strategy: Any, example: Any) -> tuple[list, int | None]:
+    """The strategy's steps and, for `auto`, the widest unit's channels (after the plan listing: units,
+    skipped layers and why); None for the other strategies."""
     from thinet.strategies import plan_units
 
     if args.strategy != "auto":
         steps = strategy(model, args.keep_ratio, example)
         if args.dry_run:
             print("\n".join(f"prune {s.pair.producer} -> {s.pair.consumer} at {s.keep_ratio}" for s in steps))
-        return steps
+        return steps, None
     plan = plan_units(model, example, shared_channels=args.shared_channels)
     print("\n".join(plan.lines()))
-    return plan.steps(args.keep_ratio)
+    return plan.steps(args.keep_ratio), plan.widest
+
+
+def _check_sample_args(args: argparse.Namespace) -> None:
+    """--samples-per-image / --samples-per-channel: one way to set the count, checked before anything is loaded."""
+    if args.samples_per_channel is None:
+        return
+    if args.samples_per_image is not None:
+        raise ValueError("give --samples-per-image or --samples-per-channel, not both")
+    if args.strategy != "auto":
+        raise ValueError("--samples-per-channel applies to --strategy auto only (the paper's strategies draw "
+                         "--samples-per-image, default 10)")
+    if not args.samples_per_channel >= 1:
+        raise ValueError(f"--samples-per-channel must be at least 1 (Eq. 6 needs as many samples as channels), "
+                         f"got {args.samples_per_channel}")
+
+
+def _samples_per_image(args: argparse.Namespace, num_images: int, widest: int | None) -> int:
+    """--samples-per-image when given; with --strategy auto enough images x samples for --samples-per-channel
+    (default 16) x the widest unit's channels, 10 at least (`thinet.sampling.samples_per_image_for`); else 10."""
+    from thinet.sampling import MIN_SAMPLES_PER_IMAGE, SAMPLES_PER_CHANNEL, samples_per_image_for
+
+    if args.samples_per_image is not None:
+        return args.samples_per_image
+    if widest is None:
+        return MIN_SAMPLES_PER_IMAGE
+    per_channel = args.samples_per_channel if args.samples_per_channel is not None else SAMPLES_PER_CHANNEL
+    value = samples_per_image_for(num_images, max(widest, 1), per_channel)
+    print(f"{value} samples per image: {num_images} selection images x {value} = {num_images * value} samples for "
+          f"the widest unit's {widest} channels ({per_channel:g} per channel at least, --samples-per-channel)")
+    return value
 
 
 def _check_grouping_args(args: argparse.Namespace) -> None:
@@ -188,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     get_criterion(args.criterion)
     _check_grouping_args(args)
     strategy = get_strategy(args.strategy)
+    _check_sample_args(args)
     if args.shared_channels and args.strategy != "auto":
         raise ValueError("--shared-channels applies to --strategy auto only")
     check_positive(args, "batch_size", "per_class", "samples_per_image", "final_iterations", "eval_max_images")
@@ -214,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         check_gap_ready(model, label)
     example = example_inputs(model)
     before = count_params(model), count_flops(model, size)
-    steps = _plan(model, args, strategy, example)
+    steps, widest = _plan(model, args, strategy, example)
     if args.dry_run:
         after_model = prune_with_first_channels(copy.deepcopy(model), steps, example)
         if args.gcos_groups is not None:
@@ -225,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
               f"{args.keep_ratio}")
         return 0
     subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
+    args.samples_per_image = _samples_per_image(args, len(subset), widest)
     print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "
           f"layers with {args.criterion}, keep ratio {args.keep_ratio}")
     grouped = args.gcos_groups is not None

@@ -48,15 +48,21 @@ def _thinet_unit(ctx: CriterionContext, least_squares: bool, forward: bool = Fal
     from thinet.sampling import collect_samples
     from thinet.selection import select_coupled
 
-    grams = {}
-    for index, consumer in enumerate(ctx.unit.consumers):
+    grams, unit = {}, ctx.unit
+    for index, consumer in enumerate(unit.consumers):
         seed = ctx.seed if index == 0 else derive_seed(ctx.seed, "consumer", index)
+        span = unit.span(consumer)
         x_hat = collect_samples(ctx.model, LayerPair(ctx.pair.producer, consumer), ctx.batches,
                                 samples_per_image=ctx.samples_per_image, seed=seed, device=ctx.device,
-                                grouped=consumer in ctx.unit.grouped_consumers, window=ctx.unit.window(consumer))
+                                grouped=consumer in unit.grouped_consumers, window=unit.window(consumer),
+                                span=None if span == (0, unit.num_channels) else span)
         grams[consumer] = x_hat.T @ x_hat
-    selection = select_coupled(grams, ctx.keep_ratio, groups=ctx.unit.groups, least_squares=least_squares,
-                               layer=ctx.pair.producer, forward=forward)
+    # A consumer behind a split reads only its span: x̂ is zero elsewhere, so its ŵ is fitted on the span.
+    spanned = bool(unit.spans)
+    selection = select_coupled(grams, ctx.keep_ratio, groups=unit.groups, layer=ctx.pair.producer, forward=forward,
+                               least_squares=least_squares and not spanned)
+    if least_squares and spanned:
+        selection = _fit_spans(selection, grams, unit)
     if least_squares and ctx.unit.drifts:
         from thinet.models import example_inputs
         from thinet.surgery import refit_after_cut
@@ -65,6 +71,25 @@ def _thinet_unit(ctx: CriterionContext, least_squares: bool, forward: bool = Fal
         selection = refit_after_cut(ctx.model, ctx.unit, selection, ctx.batches, example_inputs=example,
                                     samples_per_image=ctx.samples_per_image, seed=ctx.seed, device=ctx.device)
     return selection
+
+
+def _fit_spans(selection: Selection, grams: dict, unit) -> Selection:
+    """Eq. 7 per consumer on the channels its span covers (scale 1 on the kept channels it does not read)."""
+    import torch
+
+    from thinet.selection import least_squares_scale
+
+    if selection.removed.numel() == 0:
+        return selection
+    keep, scales = selection.keep, {}
+    for name, gram in grams.items():
+        first, count = unit.span(name)
+        inside = (keep >= first) & (keep < first + count)
+        scale = torch.ones(keep.numel())
+        block = gram[first:first + count, first:first + count]
+        scale[inside] = least_squares_scale(block, keep[inside] - first, f"{unit.producer} -> {name}")
+        scales[name] = scale
+    return Selection(keep=keep, removed=selection.removed, scale=scales[unit.consumers[0]], consumer_scales=scales)
 
 
 @register_criterion("thinet")

@@ -14,6 +14,9 @@ from thinet.experiment._arch_table import (
 )
 from thinet.experiment._arch_timing import PAPER_MS, TimingPlan, format_breakdown
 from thinet.experiment._bench_models import MODELS, models_markdown, prune_random, run_models_bench, samples_needed
+from thinet.experiment._bench_refit import (
+    REFIT_FACTORS, REFIT_MODELS, refit_markdown, refit_summary, refit_units_markdown, run_refit_bench,
+)
 from thinet.experiment._bench_sampling import run_sampling_bench
 from thinet.experiment._bench_selection import print_results, run_selection_bench
 from thinet.experiment._bench_train import TARGET_RATIO, run_train_bench
@@ -39,14 +42,15 @@ from thinet.experiment._pretrain_job import run_convergence_check, run_pretrain_
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
-    "ConfigError", "FORMATS", "MODELS", "PAPER_MS", "Plan", "RECIPES", "Recipe", "TARGET_RATIO", "TimingPlan",
+    "ConfigError", "FORMATS", "MODELS", "PAPER_MS", "Plan", "RECIPES", "REFIT_FACTORS", "REFIT_MODELS", "Recipe",
+    "TARGET_RATIO", "TimingPlan",
     "Tracker", "aggregate_rows", "arch_layer_times", "arch_table", "base_row", "build_plan", "build_recipe",
     "build_run_model", "check_config", "check_gap_ready", "compare_layer", "compare_markdown", "deep_merge",
     "device_label", "format_breakdown", "gap_model", "init_tracking", "job_args", "load_config", "load_model",
     "load_spec", "log", "make_loader", "models_dir", "models_markdown", "print_results", "prune_random", "read_sidecar",
-    "read_yaml_files", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
+    "read_yaml_files", "refit_markdown", "refit_summary", "refit_units_markdown", "resolve_device", "resolve_pair", "run_arch_table_job", "run_chain_job", "run_compare_layer",
     "run_compare_layer_job", "run_convergence_check", "run_eval_job", "run_grouped_job", "run_models_bench", "run_prepare_data_job",
-    "run_pretrain_job",
+    "run_pretrain_job", "run_refit_bench",
     "run_sampling_bench", "run_selection_bench", "run_selection_job", "run_train_bench", "run_train_job",
     "samples_needed", "save_model", "scratch_model", "start_job", "tracking_uri", "unreadable_count",
     "validate_schema",

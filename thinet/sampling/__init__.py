@@ -3,7 +3,8 @@ layer i+1's inputs, sampled at random positions (`collect_samples`) or summed ov
 position as a Gram matrix (`collect_gram`).
 
 Each consumer kind (Conv2d, a Linear after a flatten) is one small class in `_consumers.py`,
-registered by module type; `_capture.py` stops the forward pass at the consumer.
+registered by module type; `_capture.py` stops the forward pass at the consumer. How many
+samples `--strategy auto` draws is `samples_per_image_for` (`_budget.py`: at least 16 per channel).
 
 >>> import torch
 >>> from torch import nn
@@ -14,10 +15,12 @@ torch.Size([30, 8])
 """
 from __future__ import annotations
 
+from thinet.sampling._budget import MIN_SAMPLES_PER_IMAGE, SAMPLES_PER_CHANNEL, samples_per_image_for
 from thinet.sampling._capture import first_images, iter_batches
 from thinet.sampling._collect import collect_gram, collect_samples
 from thinet.sampling._consumers import Consumer, make_consumer, register_consumer
 from thinet.sampling._paired import collect_paired_samples
 
-__all__ = ["Consumer", "collect_gram", "collect_paired_samples", "collect_samples", "first_images", "iter_batches",
-           "make_consumer", "register_consumer"]
+__all__ = ["MIN_SAMPLES_PER_IMAGE", "SAMPLES_PER_CHANNEL", "Consumer", "collect_gram", "collect_paired_samples",
+           "collect_samples", "first_images", "iter_batches", "make_consumer", "register_consumer",
+           "samples_per_image_for"]

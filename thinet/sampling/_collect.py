@@ -19,14 +19,21 @@ from thinet.sampling._capture import consumer_inputs, resolve_device
 from thinet.sampling._consumers import Consumer, make_consumer
 from thinet.types import LayerPair, PruningError
 
-def consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False,
-                window: tuple[int, int] | None = None) -> tuple[nn.Module, Consumer, slice]:
+def consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False, window: tuple[int, int] | None = None,
+                span: tuple[int, int] | None = None) -> tuple[nn.Module, Consumer, slice]:
     """The consumer module, its sampler and the columns of x̂ that are the producer's channels.
 
     `window` = (offset, width): the consumer reads `width` channels (a concatenation), the
-    producer's C of them from `offset` on; x̂ is formed for all `width` and sliced.
+    producer's from `offset` on; `span` = (first, count): of the producer's channels it reads only
+    first .. first+count-1 (a split), so the columns are count wide. x̂ is formed for all `width`
+    and sliced.
     """
     channels = out_channels_of(find_layer(model, pair.producer, "producer"), pair.producer, "producer")
+    if span is not None:
+        first, channels = span
+        if not (0 <= first and first + channels <= out_channels_of(find_layer(model, pair.producer, "producer"))):
+            raise PruningError(f"consumer {pair.consumer!r}: span {span} lies outside the channels of "
+                               f"{pair.producer!r}")
     module = find_layer(model, pair.consumer, "consumer")
     offset, width = window if window is not None else (0, channels)
     if not 0 <= offset <= width - channels:
@@ -38,7 +45,8 @@ def consumer_of(model: nn.Module, pair: LayerPair, grouped: bool = False,
 
 def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch.Tensor, *,
                     samples_per_image: int = 10, seed: int = 0, device: torch.device | str | None = None,
-                    grouped: bool = False, window: tuple[int, int] | None = None) -> torch.Tensor:
+                    grouped: bool = False, window: tuple[int, int] | None = None,
+                    span: tuple[int, int] | None = None) -> torch.Tensor:
     """The m×C float32 sample matrix X̂ for `pair` (m = images × `samples_per_image`).
 
     Rows of image n are rows n·L … n·L+L−1. Forward passes stop at the consumer.
@@ -46,7 +54,9 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
     `grouped=True` accepts a grouped consumer conv: L samples per image *per group*
     (the channel units of `thinet.surgery.find_unit`). `window` = (offset, width) for a
     consumer reading the producer's channels inside a concatenation of `width` channels:
-    the columns are the producer's, and ŷ = X̂·1 their share of the consumer's output.
+    the columns are the producer's, and ŷ = X̂·1 their share of the consumer's output. `span` =
+    (first, count) for a consumer that a split gives only the producer's channels first .. first+count-1:
+    their columns are sampled, the others are zero (the consumer does not read them).
 
     >>> import torch
     >>> from torch import nn
@@ -56,7 +66,7 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
     >>> x_hat.shape
     torch.Size([30, 8])
     """
-    module, consumer, columns = consumer_of(model, pair, grouped, window)
+    module, consumer, columns = consumer_of(model, pair, grouped, window, span)
     if isinstance(samples_per_image, bool) or not isinstance(samples_per_image, Integral) or samples_per_image < 1:
         raise PruningError(f"layer {pair.producer!r}: samples_per_image must be a positive int, got {samples_per_image!r}")
     if isinstance(seed, bool) or not isinstance(seed, Integral):
@@ -72,7 +82,12 @@ def collect_samples(model: nn.Module, pair: LayerPair, batches: Iterable | torch
             parts.append(x_hat.reshape(-1, consumer.num_channels)[:, columns].float())
     if not parts:
         raise PruningError(f"layer {pair.producer!r}: no images in batches")
-    return torch.cat(parts)
+    x_hat = torch.cat(parts)
+    if span is None:
+        return x_hat
+    full = x_hat.new_zeros(x_hat.shape[0], out_channels_of(find_layer(model, pair.producer, "producer")))
+    full[:, span[0]:span[0] + span[1]] = x_hat
+    return full
 
 
 def collect_gram(model: nn.Module, pair: LayerPair, batches: Iterable | torch.Tensor, *,

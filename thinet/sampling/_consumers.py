@@ -115,19 +115,6 @@ class ConvConsumer(Consumer):
         self.taps = self.kernel[0] * self.kernel[1]
         self.groups = conv.groups
 
-    def _dense_weight(self) -> torch.Tensor:
-        """The weight as D×C×K_h×K_w, zero where a grouped filter does not read a channel."""
-        weight = self.conv.weight
-        if self.groups == 1:
-            return weight
-        per_group = self.num_channels // self.groups
-        dense = weight.new_zeros(weight.shape[0], self.num_channels, *weight.shape[2:])
-        filters_per_group = weight.shape[0] // self.groups
-        for g in range(self.groups):
-            rows = slice(g * filters_per_group, (g + 1) * filters_per_group)
-            dense[rows, g * per_group:(g + 1) * per_group] = weight[rows]
-        return dense
-
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
             raise PruningError(f"consumer {self.name!r} received a {x.dim()}-D input; expected N×C×H×W")
@@ -159,16 +146,33 @@ class ConvConsumer(Consumer):
         return filters, rows, cols
 
     def samples(self, x: torch.Tensor, filters: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """x̂ of shape N×L×C for filter `filters[n,l]` at output position (`rows`, `cols`)[n,l]."""
+        """x̂ of shape N×L×C for filter `filters[n,l]` at output position (`rows`, `cols`)[n,l].
+
+        Formed group by group (the columns `draw` gave each group, over that group's channels; x̂ is
+        zero on the others) and a few columns at a time, so memory stays bounded at many samples.
+        """
         padded = self._padded(x)
+        out = padded.new_zeros(x.shape[0], filters.shape[1], self.num_channels)
+        width, per_group = self.num_channels // self.groups, filters.shape[1] // self.groups
+        weight = _working(self.conv.weight)  # D×(C/groups)×Kh×Kw: filter d reads its own group's channels
+        step = _rows_per_chunk(x.shape[0] * self.taps * width)
+        for g in range(self.groups):
+            channels = slice(g * width, (g + 1) * width)
+            for l0 in range(g * per_group, (g + 1) * per_group, step):
+                l1 = min(l0 + step, (g + 1) * per_group)
+                out[:, l0:l1, channels] = self._window_samples(padded[:, channels], weight, filters[:, l0:l1],
+                                                               rows[:, l0:l1], cols[:, l0:l1])
+        return out
+
+    def _window_samples(self, padded: torch.Tensor, weight: torch.Tensor, filters: torch.Tensor, rows: torch.Tensor,
+                        cols: torch.Tensor) -> torch.Tensor:
         (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.conv.stride, self.conv.dilation
         dev = padded.device
         win_rows = (rows * sh).unsqueeze(-1) + torch.arange(kh, device=dev) * dh  # N×L×Kh
         win_cols = (cols * sw).unsqueeze(-1) + torch.arange(kw, device=dev) * dw  # N×L×Kw
-        images = torch.arange(x.shape[0], device=dev).view(-1, 1, 1, 1)
+        images = torch.arange(padded.shape[0], device=dev).view(-1, 1, 1, 1)
         windows = padded[images, :, win_rows.unsqueeze(-1), win_cols.unsqueeze(-2)]  # N×L×Kh×Kw×C
-        weights = _working(self._dense_weight())[filters]  # N×L×C×Kh×Kw
-        return torch.einsum("nlhwc,nlchw->nlc", windows, weights)
+        return torch.einsum("nlhwc,nlchw->nlc", windows, weight[filters])  # weight[filters]: N×L×C×Kh×Kw
 
     def check_streaming(self) -> None:
         if self.groups != 1:

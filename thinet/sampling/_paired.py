@@ -22,7 +22,8 @@ from thinet.types import LayerPair, PruningError
 def collect_paired_samples(reference: nn.Module, model: nn.Module, pair: LayerPair, batches: Iterable | torch.Tensor,
                            *, samples_per_image: int = 10, seed: int = 0, kept_filters: torch.Tensor | None = None,
                            device: torch.device | str | None = None, grouped: bool = False,
-                           windows: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+                           windows: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
+                           spans: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(X̂ of `pair` in `model`, ŷ of the same samples in `reference`): m×C' and m float32.
 
@@ -30,7 +31,9 @@ def collect_paired_samples(reference: nn.Module, model: nn.Module, pair: LayerPa
     samples are drawn as `collect_samples` draws them, from the consumer of `model`.
     `kept_filters` maps the consumer's filters in `model` to those of `reference` when the cut
     also removed some of its filters (a consumer that is itself a producer of the cut channels).
-    `windows`: the consumer's (offset, width) in `reference` and in `model` (`collect_samples`).
+    `windows`: the consumer's (offset, width) in `reference` and in `model` (`collect_samples`);
+    `spans`: the producer channels (first, count) it reads in each, behind a split: X̂ then has those
+    `count` columns only, and ŷ is their share.
 
     >>> import copy, torch
     >>> from torch import nn
@@ -42,7 +45,7 @@ def collect_paired_samples(reference: nn.Module, model: nn.Module, pair: LayerPa
     """
     parts = []
     (ref_module, ref_consumer, ref_columns), (module, consumer, columns) = (
-        consumer_of(net, pair, grouped, window) for net, window in zip((reference, model), windows))
+        consumer_of(net, pair, grouped, window, span) for net, window, span in zip((reference, model), windows, spans))
     dev = resolve_device(model, module, pair.consumer, device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.no_grad(), closing(consumer_inputs(reference, ref_module, pair.consumer, batches, dev)) as wanted, \

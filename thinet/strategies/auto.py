@@ -30,7 +30,8 @@ from thinet.types import LayerPair, PruneStep, PruningError
 _SKIP_TITLES = {
     "depthwise": "depthwise convs (cut with the layer that feeds them when that layer is pruned)",
     "shared": "layers whose channels are shared (residual stream or several consumers; --shared-channels prunes them)",
-    "concat": "layers whose channels meet a concat or split",
+    "concat": "layers whose channels meet a concatenation they cannot be followed through, or a channel slice",
+    "split": "layers whose channels meet a split whose sizes cannot follow the cut (or into unequal shares)",
     "norm": "layers whose channels meet a LayerNorm/GroupNorm (normalises across channels)",
     "mixing": "layers whose channels meet an operation not known to keep channels apart (softmax over channels, "
               "indexing, gathering, shuffling, cross-channel normalisation)",
@@ -39,7 +40,7 @@ _SKIP_TITLES = {
     "detached": "layers whose channels meet a tensor the trace cannot see (detached or constant)",
     "type": "layers whose type is not known to be linear (or whose inputs are weight-standardised)",
     "groups": "layers with groups == out_channels < in_channels",
-    "broadcast": "layers whose channels are multiplied by a map of another width",
+    "broadcast": "layers whose channels are joined to a layer of another width",
     "timeout": "layers whose dependency search ran past its time limit",
     "error": "layers whose dependency analysis failed",
 }
@@ -65,6 +66,12 @@ class UnitPlan:
             title = _SKIP_TITLES.get(kind, "layers that cannot be cut consistently")
             out.append(f"skip {len(layers)} {title}: {names}")
         return out
+
+    @property
+    def widest(self) -> int:
+        """The most channels of any unit (0 without units): what the sample count must cover
+        (`thinet.sampling.samples_per_image_for`)."""
+        return max((unit.num_channels for unit in self.units), default=0)
 
     def steps(self, keep_ratio: float) -> list[PruneStep]:
         """One step per unit at `keep_ratio`: a plain pair as a plain step, any other unit coupled.

@@ -40,9 +40,9 @@ from thinet.surgery._units import (
            find_unit,
            is_unit_root,
 )
-from thinet.surgery._verify import VERIFY_RTOL, CutNotExact, verify_cut
+from thinet.surgery._verify import VERIFY_RTOL, CutNotExact, input_masks, masked, verify_cut
 
 __all__ = ["UNIT_TIME_LIMIT_S", "VERIFY_RTOL", "ChannelUnit", "Coupling", "CutNotExact", "UnitRefused", "build_graph",
            "check_pair", "check_unit_selection", "consumer_columns", "coupling_error", "coupling_of", "find_unit",
-           "is_prunable_layer", "is_unit_root", "prune_pair", "prune_unit", "pruning_group", "refit_after_cut",
-           "reused_layers", "verify_cut"]
+           "input_masks", "is_prunable_layer", "is_unit_root", "masked", "prune_pair", "prune_unit", "pruning_group",
+           "refit_after_cut", "reused_layers", "verify_cut"]

@@ -40,10 +40,19 @@ from thinet.surgery._ops import (
     cut_extra_parameters,
     producer_refusal,
 )
+from thinet.surgery._splits import (
+    SPLIT_FUNCTIONS,
+    SplitPlan,
+    init_split_node,
+    rewrite_split_sizes,
+    split_plan,
+    split_sizes,
+    update_split_mapping,
+)
 from thinet.types import PruningError
 
 _INDEX_UPDATERS = {ops.OPTYPE.CONCAT: index_mapping.update_concat_index_mapping,
-                   ops.OPTYPE.SPLIT: index_mapping.update_split_index_mapping,
+                   ops.OPTYPE.SPLIT: update_split_mapping,  # Torch-Pruning's pairs outputs and segments wrongly
                    ops.OPTYPE.RESHAPE: index_mapping.update_reshape_index_mapping,
                    ops.OPTYPE.UNBIND: index_mapping.update_unbind_index_mapping,
                    ops.OPTYPE.EXPAND: index_mapping.update_expand_index_mapping,
@@ -127,15 +136,22 @@ class _OpOwners:
 
 class _HiddenOperands(TorchFunctionMode):
     """Records, for every op of the trace, the operands autograd will not show: tensors that need no
-    gradient (detached, buffers, constants) and hold more than one value (a scalar is harmless)."""
+    gradient (detached, buffers, constants) and hold more than one value (a scalar is harmless); and
+    which function made each split (a chunk re-divides what it gets, a split does not)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: dict[Any, list[tuple[int, ...]]] = {}
+        self.splits: dict[Any, str] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        if name in SPLIT_FUNCTIONS:
+            for tensor in _tensors(out):
+                if tensor.grad_fn is not None:
+                    self.splits.setdefault(tensor.grad_fn, name)
         hidden = [tuple(t.shape) for t in _tensors((args, kwargs)) if not t.requires_grad and t.numel() > 1]
         if hidden:
             for tensor in _tensors(out):
@@ -202,6 +218,10 @@ def build_graph(model: nn.Module, example_inputs: Any) -> tp.DependencyGraph:
             graph.module2node = graph._trace(model, inputs, None, output_transform=None)
         graph._build_dependency(graph.module2node)
         shape_infer.init_shape_information(graph)
+        for node in graph.module2node.values():
+            if node.type == ops.OPTYPE.SPLIT:
+                init_split_node(node)
+        graph.thinet_split_calls = hidden.splits
         refresh_index_mapping(graph)
     except PruningError:
         raise
@@ -293,12 +313,29 @@ def cut_group(graph: tp.DependencyGraph, model: nn.Module, producer: nn.Module, 
                     and graph.is_in_channel_pruning_fn(item.dep.handler))]
     cut_out = {item.dep.target.module: getattr(item.dep.target.module, "out_channels", None) for item in group
                if graph.is_out_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, nn.Conv2d)}
+    splits = _channel_splits(graph, group)  # read before the cut: an attribute is found by the sizes it holds
     group.prune(record_history=False)
     for module, old_out in cut_out.items():
         cut_extra_parameters(module, keep, old_out)
+    for node, plan in splits:
+        rewrite_split_sizes(model, plan, node)
     for name, parameter in model.named_parameters():
         if name in frozen:
             parameter.requires_grad_(False)
+
+
+def _channel_splits(graph: tp.DependencyGraph, group: Group) -> list[tuple[Any, SplitPlan]]:
+    """The channel splits a cut passes, each with how its sizes follow (`_splits.split_plan`)."""
+    found, seen = [], set()
+    for item in group:
+        node = item.dep.target
+        if node.type != ops.OPTYPE.SPLIT or id(node) in seen:
+            continue
+        seen.add(id(node))
+        sizes = split_sizes(node.grad_fn)
+        if sizes is not None and sizes[0] == 1:
+            found.append((node, split_plan(graph, node, node_label(graph, node))))
+    return found
 
 
 def node_label(graph: tp.DependencyGraph, node: Any) -> str:

@@ -12,7 +12,8 @@ consumer must be a layer known to be linear: everything else is refused with its
   detached or constant tensor, other than a scalar) may depend on the removed channels: refused;
 * modules: BatchNorm, InstanceNorm and PReLU (per channel), parameters (per-channel scales);
 * concatenations along the channels: the producer's channels continue at an offset (the unit's
-  `windows`); splits, chunks and channel slices are refused (their sizes live in the forward code);
+  `windows`); splits and chunks along them send each segment its channels (role "split": whether
+  their sizes follow the cut is `_splits.py`'s); channel slices are refused;
 * consumers: `nn.Conv2d` and `nn.Linear` exactly (grouped and depthwise forms included);
   producers also weight-standardised convs (`StdConv2d`, `ScaledStdConv2d`: a removed filter
   takes its gain along, `cut_extra_parameters`), whose *inputs* cannot be cut (each filter
@@ -32,6 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch_pruning import ops
+
+from thinet.surgery._splits import split_sizes
 
 # Conv/Linear types whose inputs ThiNet may cut: linear in the input, one weight column per input.
 _LINEAR_CONSUMERS = {nn.Conv2d, nn.Linear}
@@ -174,7 +177,8 @@ class Verdict:
     """How a graph node treats the channels flowing through it.
 
     `role`: "layer" (a conv/linear module: a producer, consumer or depthwise conv), "carry"
-    (per channel), "join" (two traced tensors whose channels line up) or "refuse";
+    (per channel), "join" (two traced tensors whose channels line up), "split" (a split along the
+    channels) or "refuse";
     `family` groups refusals for plan listings; `reason` says why.
     """
 
@@ -186,7 +190,7 @@ class Verdict:
 _MODULE_ROLES = {ops.OPTYPE.BN: "carry", ops.OPTYPE.IN: "carry", ops.OPTYPE.PRELU: "carry",
                  ops.OPTYPE.PARAMETER: "carry", ops.OPTYPE.CONV: "layer", ops.OPTYPE.DEPTHWISE_CONV: "layer",
                  ops.OPTYPE.LINEAR: "layer"}
-_FAMILIES = {ops.OPTYPE.SPLIT: ("concat", "splits them (a split's sizes are not known to follow the cut)"), ops.OPTYPE.UNBIND: ("concat", "splits them"),
+_FAMILIES = {ops.OPTYPE.UNBIND: ("split", "unbinds them into single channels"),
              ops.OPTYPE.LN: ("norm", "normalises across channels"),
              ops.OPTYPE.GN: ("norm", "normalises across channels"),
              ops.OPTYPE.OUTPUT: ("output", "is the model's Output, whose channels cannot be cut")}
@@ -221,6 +225,20 @@ def _concat(node: Any, unmapped: dict | None) -> Verdict:
     return Verdict("refuse", "concat", "concatenates them along an axis whose channel offsets cannot be followed")
 
 
+def _split(node: Any, unmapped: dict | None) -> Verdict:
+    """A split along the channels sends each segment its own channels (role "split": the unit checks that
+    its sizes can follow the cut, `_splits.split_plan`); along another axis it keeps them where they are."""
+    if unmapped and node in unmapped:
+        return Verdict("refuse", "split", f"splits them in a way the channels cannot be followed ({unmapped[node]})")
+    found = split_sizes(node.grad_fn)
+    if found is None:
+        return Verdict("refuse", "split", "splits them, but the trace does not record the segment sizes")
+    if found[0] != 1:
+        return Verdict("carry")
+    return Verdict("split", "split", "splits them into segments (a plain pair cannot cut through a split; "
+                   "--strategy auto cuts it as a channel unit)")
+
+
 def classify(node: Any, unmapped: dict | None = None, hidden: dict | None = None) -> Verdict:
     """The `Verdict` for a Torch-Pruning graph node met on a producer's channels.
 
@@ -232,6 +250,8 @@ def classify(node: Any, unmapped: dict | None = None, hidden: dict | None = None
         return Verdict(role)
     if node.type == ops.OPTYPE.CONCAT:
         return _concat(node, unmapped)
+    if node.type == ops.OPTYPE.SPLIT:
+        return _split(node, unmapped)
     if node.type in _FAMILIES:
         family, reason = _FAMILIES[node.type]
         return Verdict("refuse", family, reason)

@@ -110,22 +110,41 @@ def consumer_columns(producer: nn.Module, consumer: nn.Module) -> list[tuple[int
     return [(column, column // span) for column in range(inputs)]
 
 
-def consumer_window(columns: list[tuple[int, int]], channels: int, consumer: nn.Module) -> tuple[int, int] | None:
-    """(offset, width) in the consumer's channels when it reads the producer's channels as one contiguous block
-    (a Linear after a flatten: `span` columns per channel), else None.
+def consumer_span(columns: list[tuple[int, int]], consumer: nn.Module) -> tuple[int, int, int, int] | None:
+    """(offset, width, first, count) when the consumer reads producer channels first .. first+count-1 as one
+    contiguous block of its inputs (a Linear after a flatten: `span` columns per channel), from channel `offset`
+    of the `width` it reads; else None.
 
     `columns`: (consumer input column, producer channel) pairs from the dependency group.
+
+    >>> from torch import nn
+    >>> consumer_span([(0, 4), (1, 5)], nn.Conv2d(2, 3, 1))  # a split gives it channels 4 and 5
+    (0, 2, 4, 2)
     """
     inputs = in_channels_of(consumer)
     by_channel: dict[int, list[int]] = {}
     for column, channel in columns:
         by_channel.setdefault(channel, []).append(column)
-    if sorted(by_channel) != list(range(channels)):
+    if not by_channel:
         return None
-    span = len(by_channel[0])
-    base = min(by_channel[0])
+    channels = sorted(by_channel)
+    first, count = channels[0], len(channels)
+    if channels != list(range(first, first + count)):
+        return None
+    span = len(by_channel[first])
+    base = min(by_channel[first])
     if span < 1 or inputs % span or base % span or (span > 1 and not isinstance(consumer, nn.Linear)):
         return None
-    if any(sorted(by_channel[c]) != list(range(base + c * span, base + (c + 1) * span)) for c in range(channels)):
+    if any(sorted(by_channel[c]) != list(range(base + (c - first) * span, base + (c - first + 1) * span))
+           for c in channels):
         return None
-    return base // span, inputs // span
+    return base // span, inputs // span, first, count
+
+
+def consumer_window(columns: list[tuple[int, int]], channels: int, consumer: nn.Module) -> tuple[int, int] | None:
+    """(offset, width) in the consumer's channels when it reads all the producer's `channels` as one contiguous
+    block (`consumer_span` with every channel), else None."""
+    found = consumer_span(columns, consumer)
+    if found is None or found[2] != 0 or found[3] != channels:
+        return None
+    return found[0], found[1]

@@ -50,19 +50,26 @@ def refit_after_cut(model: nn.Module, unit: ChannelUnit, selection: Selection, b
     prune_unit(working, current, Selection.from_keep(selection.keep, unit.num_channels),
                example_inputs=example_inputs, graph=graph)
     order = {name: index for index, name in enumerate(graph.thinet_call_order)}
-    kept, removed = selection.keep.numel(), selection.removed.numel()
+    kept = selection.keep.numel()
     scales: dict[str, torch.Tensor] = {}
     for index, name in enumerate(sorted(unit.consumers, key=lambda n: order.get(n, len(order)))):
         where = f"{unit.producer} -> {name}"
+        first, count = unit.span(name)  # a split may give the consumer only some of the channels
+        inside = (selection.keep >= first) & (selection.keep < first + count)
+        span_after = (int((selection.keep < first).sum()), int(inside.sum()))
         before = unit.window(name)  # a concatenation keeps the channels before ours: same offset, narrower
-        after = None if before is None else (before[0], before[1] - removed)
+        after = None if before is None else (before[0], before[1] - (count - span_after[1]))
+        partial = (first, count) != (0, unit.num_channels)
         x_hat, target = collect_paired_samples(
             model, working, LayerPair(unit.producer, name), batches, samples_per_image=samples_per_image,
             seed=derive_seed(seed, "refit", index), device=device, grouped=name in unit.grouped_consumers,
-            kept_filters=selection.keep if name in unit.producers else None, windows=(before, after))
-        scale = least_squares_to_target(x_hat, target, where)
+            kept_filters=selection.keep if name in unit.producers else None, windows=(before, after),
+            spans=((first, count), span_after) if partial else (None, None))
+        scale = torch.ones(kept)
+        scale[inside] = least_squares_to_target(x_hat, target, where)
         # The next consumers are sampled with this one refitted, as they will run in the pruned model.
-        scale_inputs(find_layer(working, name, "consumer"), scale, torch.arange(kept), kept, after)
+        scale_inputs(find_layer(working, name, "consumer"), scale, torch.arange(kept), kept, after,
+                     span_after if partial else None)
         scales[name] = scale
     return Selection(keep=selection.keep, removed=selection.removed, scale=scales[unit.consumers[0]],
                      consumer_scales={name: scales[name] for name in unit.consumers})

@@ -45,11 +45,12 @@ def check_unit_selection(unit: ChannelUnit, selection: Selection) -> None:
 
 @torch.no_grad()
 def scale_inputs(consumer: nn.Module, scale: torch.Tensor, keep: torch.Tensor, channels: int,
-                 window: tuple[int, int] | None = None) -> None:
+                 window: tuple[int, int] | None = None, span: tuple[int, int] | None = None) -> None:
     """Multiply the consumer's weight columns of the kept channels by `scale` (ŵ), in place.
 
     `window` = (offset, width): the consumer reads the `channels` inside a concatenation of
     `width` channels, from `offset` on (`ChannelUnit.window`); the other columns keep factor 1.
+    `span` = (first, count): a split gives it only channels first .. first+count-1 (`ChannelUnit.span`).
     """
     per_channel = torch.ones(channels, dtype=torch.float64)
     per_channel[keep] = scale.to(torch.float64)
@@ -60,9 +61,10 @@ def scale_inputs(consumer: nn.Module, scale: torch.Tensor, keep: torch.Tensor, c
         view = weight.view(groups, weight.shape[0] // groups, weight.shape[1], -1)
         view.mul_(factor.unsqueeze(-1).to(weight.device))
         return
-    offset, width = window if window is not None else (0, channels)
+    first, count = span if span is not None else (0, channels)
+    offset, width = window if window is not None else (0, count)
     full = torch.ones(width, dtype=torch.float64)
-    full[offset:offset + channels] = per_channel
+    full[offset:offset + count] = per_channel[first:first + count]
     # A Linear fed by a flattened map reads each channel in in_features / width contiguous columns.
     factor = full.repeat_interleave(in_channels_of(consumer) // width).to(dtype=weight.dtype, device=weight.device)
     weight.mul_(factor.view([1, -1] + [1] * (weight.dim() - 2)))
@@ -97,7 +99,7 @@ def prune_unit(model: nn.Module, unit: ChannelUnit, selection: Selection, *, exa
     scales = selection.consumer_scales or {}
     for name in unit.consumers:
         scale_inputs(find_layer(model, name, "consumer"), scales.get(name, selection.scale), selection.keep,
-                     unit.num_channels, unit.window(name))
+                     unit.num_channels, unit.window(name), unit.span(name))
     removed = selection.removed.tolist()
     if not removed:
         return model

@@ -27,6 +27,13 @@ unit extends through Torch-Pruning's dependency group as follows.
   down the stream reads kept channels that an earlier block (fed by the cut stream)
   adds to, so its fit is approximate, as for any layer after a pruned one in §3.1.
 
+* **Splits** (MixNet's mixed-kernel convs, chunks): a split along the channels sends each segment
+  its own channels, to a depthwise conv (carried) or a consumer that reads that segment only
+  (`ChannelUnit.spans`; its x̂ is zero outside, like a grouped consumer's). Each segment keeps
+  the same share (the segments are blocks of `groups`), and the split's sizes must follow the
+  cut: a chunk re-divides equal segments by itself, a split's sizes are rewritten in the one
+  module attribute that holds them (`_splits.py`); anything else is refused, naming the split.
+
 With one plain consumer a unit is exactly the pair of §3 (`ChannelUnit.plain`).
 
 What may lie between a producer and its consumers is an allow-list (`_ops.py`): per-channel
@@ -43,6 +50,7 @@ cross-channel normalisation, a weight-standardised consumer) refuses the unit, n
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -61,7 +69,8 @@ from thinet.surgery._graph import (
     reused_layers,
 )
 from thinet.surgery._ops import Verdict, classify, consumer_refusal, producer_refusal
-from thinet.surgery._pairs import consumer_window
+from thinet.surgery._pairs import consumer_span
+from thinet.surgery._splits import SplitRefusal, split_blocks, split_plan
 from thinet.types import LayerPair, PruningError, num_kept
 
 _MAX_LISTED = 4
@@ -88,8 +97,11 @@ class ChannelUnit:
     `carried`: depthwise convs and squeeze-and-excitation convs cut along, not refitted;
     `groups`: the kept count is equal in each of that many contiguous channel blocks;
     `grouped_consumers`: consumers with groups > 1; `gated`: an SE gate reads the channels;
-    `windows`: (consumer, offset, width) for each consumer that reads the channels inside a
-    concatenation of `width` channels, the producer's from `offset` on (`window`).
+    `windows`: (consumer, offset, width) for each consumer (or SE reduce conv) that reads the channels inside a
+    concatenation of `width` channels, the producer's from `offset` on (`window`);
+    `reduces`: the squeeze-and-excitation reduce convs among `carried` (they lose inputs, not outputs);
+    `spans`: (consumer, first, count) for each consumer a split gives only producer channels
+    first .. first+count-1 (`span`); `splits`: the channel splits the cut passes (their sizes follow it).
     """
 
     producer: str
@@ -101,12 +113,20 @@ class ChannelUnit:
     grouped_consumers: tuple[str, ...] = ()
     gated: bool = False
     windows: tuple[tuple[str, int, int], ...] = ()
+    reduces: tuple[str, ...] = ()
+    spans: tuple[tuple[str, int, int], ...] = ()
+    splits: tuple[str, ...] = ()
 
     @property
     def plain(self) -> bool:
         """One producer, one plain consumer, nothing in between: the paper's pair."""
         return (len(self.producers) == 1 and len(self.consumers) == 1 and not self.carried
-                and self.groups == 1 and not self.windows)
+                and self.groups == 1 and not self.windows and not self.splits)
+
+    def span(self, consumer: str) -> tuple[int, int]:
+        """(first, count): the producer channels `consumer` reads, all of them (0, C) unless a split gives it
+        only channels first .. first+count-1."""
+        return next(((first, count) for name, first, count in self.spans if name == consumer), (0, self.num_channels))
 
     def window(self, consumer: str) -> tuple[int, int] | None:
         """(offset, width) where `consumer` reads the channels inside a concatenation, else None."""
@@ -146,6 +166,8 @@ class ChannelUnit:
             notes.append("through " + ", ".join(self.carried))
         if self.windows:
             notes.append(f"concatenated for {len(self.windows)} consumer(s)")
+        if self.splits:
+            notes.append(", ".join(self.splits))
         if self.gated:
             notes.append("SE-gated")
         return f"{self.producer} -> {', '.join(self.consumers)} ({'; '.join(notes)})"
@@ -288,6 +310,9 @@ def _find_unit(graph: tp.DependencyGraph, producer: str, shared: bool, time_limi
     group = pruning_group(graph, module, out_pruning_fn(module), list(range(channels)), deadline=deadline,
                           layer=producer, expand=lambda node: verdict_of(node).role != "refuse")
     producers, consumers, carried, problems = [producer], [], [], []
+    splits: list[str] = []
+    partial_producers: list[str] = []
+    split_blocks_seen: list[int] = []  # the number of equal blocks each split cuts the channels into
     columns: dict[str, list[tuple[int, int]]] = {}
     nodes: dict[str, Any] = {}
     for item in group:
@@ -304,8 +329,18 @@ def _find_unit(graph: tp.DependencyGraph, producer: str, shared: bool, time_limi
         if verdict.role == "refuse":
             problems.append((verdict.family, f"{node_label(graph, node)}, which {verdict.reason}"))
             continue
+        if verdict.role == "split":
+            refusal = _split_problem(graph, node, item, channels, splits, split_blocks_seen)
+            if refusal is not None:
+                problems.append(("split", refusal))
+            continue
         name = names.get(target, node_label(graph, node))
-        problem = _layer_problem(name, target, is_in, channels)
+        width = channels
+        if not is_in and _contiguous_block(item.idxs, item.root_idxs, channels) and out_channels_of(target) > channels:
+            # Outputs offset .. offset+C-1 of a wider layer: allowed only for an SE expand conv (checked below).
+            width = out_channels_of(target)
+            partial_producers.append(name)
+        problem = _layer_problem(name, target, is_in, width)
         if problem is not None:
             problems.append(problem)
             continue
@@ -324,7 +359,7 @@ def _find_unit(graph: tp.DependencyGraph, producer: str, shared: bool, time_limi
                           "a channel unit passes only through per-channel operations (BatchNorm, activations, "
                           "pooling, dropout, flatten, residual adds, squeeze-and-excitation products) to "
                           "nn.Conv2d / nn.Linear consumers")
-    gated = False
+    gated, reduces = False, []
     for expand in list(producers[1:]):  # an SE gate: its expand conv is fed by a reduce conv of these channels
         reduce = next((c for c in consumers if _pooled(nodes[c])
                        and _feeds_directly(nodes[expand], nodes[c], _SE_DEPTH)), None)
@@ -332,38 +367,93 @@ def _find_unit(graph: tp.DependencyGraph, producer: str, shared: bool, time_limi
             producers.remove(expand)
             consumers.remove(reduce)
             carried += [reduce, expand]
+            reduces.append(reduce)
             gated = True
+    wider = [p for p in producers if p in partial_producers]
+    if wider:
+        raise UnitRefused("broadcast", f"output channels of {producer!r} reach {_listed(wider)} (a layer with "
+                          "more output channels, joined to them at an offset: only a squeeze-and-excitation "
+                          "gate may be)")
     if not consumers:
         raise UnitRefused("output", f"output channels of {producer!r} reach no conv/linear consumer "
                           "(they feed the model output)")
-    # A join of tensors that all come from this producer (y * f(y)) stays per channel; one that
-    # brings another producer, or a second consumer, makes the channels shared.
-    if not shared and (len(consumers) > 1 or len(producers) > 1):
-        others = producers[1:] + consumers[1:]
-        raise UnitRefused("shared", f"output channels of {producer!r} are shared with {_listed(others)} "
-                          "(a residual stream or several consumers; enable shared channels to prune them)")
     reused = reused_layers(graph, *producers, *consumers, *carried)
     if reused:
         raise UnitRefused("reused", f"layer(s) {_listed(reused)} run more than once per forward pass (shared "
                           f"weights); the channels of {producer!r} cannot be cut")
     modules = dict(model.named_modules())
-    windows = []
-    for name in consumers:
-        window = consumer_window(columns[name], channels, modules[name])
-        if window is None:
+    windows, spans = [], []
+    for name in consumers + reduces:
+        found = consumer_span(columns[name], modules[name])
+        if found is None:
             raise UnitRefused("mapping", f"consumer {name!r} does not read the {channels} channels of "
                               f"{producer!r} as whole contiguous blocks of its {in_channels_of(modules[name])} inputs")
-        if window != (0, channels):
-            windows.append((name, *window))
+        offset, width, first, count = found
+        if count != channels:
+            if not splits or name in reduces:
+                raise UnitRefused("mapping", f"consumer {name!r} reads only channels {first}..{first + count - 1} "
+                                  f"of {producer!r}, and no split the cut can follow gives it those")
+            spans.append((name, first, count))
+        if (offset, width) != (0, channels) or count != channels:
+            windows.append((name, offset, width))
     grouped = [n for n in consumers if getattr(modules[n], "groups", 1) > 1]
     if any(n in grouped for n, _, _ in windows):
-        raise UnitRefused("concat", f"a grouped consumer of {producer!r} reads its channels inside a concatenation")
+        raise UnitRefused("concat", f"a grouped consumer of {producer!r} reads its channels inside a concatenation "
+                          "or a split")
     groups = 1
     for name in grouped + [p for p in producers if getattr(modules[p], "groups", 1) > 1]:
         groups = math.lcm(groups, modules[name].groups)
+    for blocks in split_blocks_seen:  # each segment of a split keeps the same share: equal blocks stay equal
+        groups = math.lcm(groups, blocks)
     if channels % groups:
         raise UnitRefused("groups", f"the {channels} channels of {producer!r} do not split into the {groups} "
-                          "groups of its grouped producers and consumers")
+                          "groups of its grouped producers and consumers and its split segments")
+    # A join of tensors that all come from this producer (y * f(y)) stays per channel; one that brings
+    # another producer, or a channel read by a second consumer, makes the channels shared. Consumers
+    # that a split gives disjoint segments each read their own channels, as the groups of a grouped conv.
+    covered = sorted((first, count) for _, first, count in spans)
+    disjoint = len(spans) == len(consumers) and all(a[0] + a[1] <= b[0] for a, b in itertools.pairwise(covered))
+    if not shared and (len(producers) > 1 or (len(consumers) > 1 and not disjoint)):
+        others = producers[1:] + consumers[1:]
+        raise UnitRefused("shared", f"output channels of {producer!r} are shared with {_listed(others)} "
+                          "(a residual stream or several consumers; enable shared channels to prune them)")
+    block = channels // groups
+    for name, first, count in spans:
+        if first % block or count % block:
+            raise UnitRefused("split", f"consumer {name!r} reads channels {first}..{first + count - 1} of "
+                              f"{producer!r}, across the blocks of {block} channels that keep equal shares")
     return ChannelUnit(producer, tuple(producers), tuple(consumers), tuple(carried), channels, groups,
-                       tuple(grouped), gated, tuple(windows))
+                       tuple(grouped), gated, tuple(windows), tuple(reduces), tuple(spans), tuple(splits))
+
+
+def _contiguous_block(idxs: list[int], root_idxs: list[int], channels: int) -> bool:
+    """Whether producer channels 0..C-1 (`root_idxs`) sit at one contiguous block of a layer's indices (`idxs`)."""
+    pairs = sorted(zip(root_idxs, idxs))
+    return [r for r, _ in pairs] == list(range(channels)) and \
+        [i for _, i in pairs] == list(range(pairs[0][1], pairs[0][1] + channels))
+
+
+def _split_problem(graph: tp.DependencyGraph, node: Any, item: Any, channels: int, splits: list[str],
+                   blocks_seen: list[int]) -> str | None:
+    """Why the channel split `node` forbids the unit (None when its sizes follow the cut: recorded in `splits`,
+    the number of equal blocks it cuts the producer's channels into in `blocks_seen`)."""
+    label = node_label(graph, node)
+    try:
+        plan = split_plan(graph, node, label)
+    except SplitRefusal as err:
+        return str(err)
+    blocks = split_blocks(item.idxs, item.root_idxs, plan.sizes)
+    width = len(blocks[0])
+    contiguous = all(b == list(range(b[0], b[0] + width)) for b in blocks)
+    if not contiguous or any(len(b) != width for b in blocks) or width * len(blocks) != channels:
+        sizes = [len(b) for b in blocks]
+        return (f"{label}, whose segments take unequal or scattered shares {sizes} of the {channels} channels "
+                "(each segment must keep the same share)")
+    if plan.equal and len(blocks) != len(plan.sizes):
+        return (f"{label}, which re-divides its {sum(plan.sizes)} channels into {len(plan.sizes)} equal segments, "
+                f"but the cut reaches only {len(blocks)} of them")
+    if plan.describe() not in splits:
+        splits.append(plan.describe())
+    blocks_seen.append(len(blocks))
+    return None
 

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from thinet.models import find_layer, in_channels_of, out_channels_of
-from thinet.surgery._units import ChannelUnit, _is_depthwise
+from thinet.models import find_layer
+from thinet.surgery._units import ChannelUnit
 from thinet.types import LayerPair, PruningError, Selection
 
 # Relative error ‖pruned − reference‖ / ‖reference‖ beyond which a cut is not exact. Rounding alone
@@ -50,28 +50,50 @@ def _unit_of(cut: ChannelUnit | LayerPair, num_channels: int) -> ChannelUnit:
     return ChannelUnit(cut.producer, (cut.producer,), (cut.consumer,), (), num_channels)
 
 
-def input_masks(reference: nn.Module, model: nn.Module, cut: ChannelUnit | LayerPair,
-                selection: Selection) -> dict[str, torch.Tensor]:
-    """Per-channel factor on the input of each layer of `reference` whose inputs the cut removed (length C, or
-    the width of the concatenation the layer reads)."""
+def input_masks(cut: ChannelUnit | LayerPair, selection: Selection) -> dict[str, torch.Tensor]:
+    """Per-channel factor on the input of each layer whose inputs the cut removes (length C, or the width of
+    the concatenation the layer reads): mask·ŵ on a consumer, the 0/1 mask on a squeeze-and-excitation reduce.
+
+    >>> from thinet.types import LayerPair, Selection
+    >>> input_masks(LayerPair("a", "b"), Selection.from_keep(torch.tensor([1]), 3))["b"].tolist()
+    [0.0, 1.0, 0.0]
+    """
     channels = selection.num_channels
     unit = _unit_of(cut, channels)
     scales = selection.consumer_scales or {}
     masks = {}
     for name in unit.consumers:
         offset, width = unit.window(name) or (0, channels)
+        first, count = unit.span(name)  # a consumer behind a split reads channels first .. first+count-1
         factor = torch.ones(width, dtype=torch.float64)  # the other parts of a concatenation pass unchanged
-        factor[offset:offset + channels] = 0.0
-        factor[offset + selection.keep] = scales.get(name, selection.scale).to(torch.float64)
+        factor[offset:offset + count] = 0.0
+        inside = (selection.keep >= first) & (selection.keep < first + count)
+        factor[offset + selection.keep[inside] - first] = scales.get(name, selection.scale).to(torch.float64)[inside]
         masks[name] = factor
-    for name in unit.carried:  # a squeeze-and-excitation reduce conv loses inputs, not outputs
-        before, after = find_layer(reference, name, "layer"), find_layer(model, name, "layer")
-        if not _is_depthwise(before) and in_channels_of(after) < in_channels_of(before) \
-                and out_channels_of(after) == out_channels_of(before):
-            factor = torch.zeros(channels, dtype=torch.float64)
-            factor[selection.keep] = 1.0
-            masks[name] = factor
+    for name in unit.reduces:  # a squeeze-and-excitation reduce conv loses inputs, not outputs
+        offset, width = unit.window(name) or (0, channels)
+        factor = torch.ones(width, dtype=torch.float64)
+        factor[offset:offset + channels] = 0.0
+        factor[offset + selection.keep] = 1.0
+        masks[name] = factor
     return masks
+
+
+@contextmanager
+def masked(model: nn.Module, cut: ChannelUnit | LayerPair, selection: Selection) -> Iterator[nn.Module]:
+    """`model` as the masked reference of a cut, while the context lasts: each layer whose inputs the cut
+    removes sees its input multiplied by mask·ŵ (`input_masks`). The same function as the pruned model
+    (`verify_cut` checks it after every cut) without cutting anything.
+
+    >>> from torch import nn
+    >>> from thinet.types import LayerPair, Selection
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1))
+    >>> with masked(net, LayerPair("0", "1"), Selection.from_keep(torch.arange(4), 4)) as same:
+    ...     same is net
+    True
+    """
+    with _masked(model, input_masks(cut, selection)):
+        yield model
 
 
 def _masking_hook(layer: nn.Module, factor: torch.Tensor):
@@ -204,7 +226,7 @@ def verify_cut(model: nn.Module, reference: nn.Module, cut: ChannelUnit | LayerP
     unit = _unit_of(cut, selection.num_channels)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     images = first_images(batches, VERIFY_IMAGES).to(device)
-    masks = input_masks(reference, model, unit, selection)
+    masks = input_masks(unit, selection)
     prefix = f"{where}: " if where else ""
     described = unit.describe()
 
