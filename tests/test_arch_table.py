@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
@@ -85,6 +86,15 @@ def test_timing_columns_time_the_row_and_its_original():
     lines = FORMATS["csv"]([row, untimed]).splitlines()
     assert lines[0].split(",") == list(ARCH_TABLE_COLUMNS + ARCH_TIMING_COLUMNS)
     assert lines[2].endswith("," * len(ARCH_TIMING_COLUMNS))  # empty timing cells
+
+
+def test_a_timed_row_the_paper_never_timed_has_no_paper_time():
+    # The gcos rows (the TPAMI version's, reconstructed) have no time in the paper: NaN, and the timing
+    # of every row (a CI fixture config times them all) must not stop on them.
+    plan = TimingPlan(batch_size=1, image_size=32, rounds=1, min_run_time=0.01, threads=1)
+    (row,) = arch_table(["ThiNet-Tiny gcos g=2"], timing=plan)
+    assert row["forward_ms"] > 0 and row["forward_speedup"] > 1
+    assert math.isnan(row["paper_forward_ms"]) and math.isnan(row["paper_backward_speedup"])
 
 
 def test_timing_on_a_missing_gpu_fails_before_anything_is_built(monkeypatch, capsys):

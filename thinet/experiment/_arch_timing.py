@@ -11,6 +11,7 @@ M40 GPU; the CPU default is a smaller batch (`TimingPlan.for_device`), stated in
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,7 +87,8 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
             continue
         name, original = row["model"], originals[row["model"]]
         mine, base = times[name], times[original]
-        paper_f, paper_b = PAPER_MS[name]
+        # Rows the paper has no time for (the gcos reconstructions) get none: NaN, never a made-up number.
+        paper_f, paper_b = PAPER_MS.get(name, (math.nan, math.nan))
         out.append({
             **row,
             "flops_ratio": flops[original] / row["flops_B"] if original in flops else float("nan"),
@@ -95,8 +97,8 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
             "forward_speedup": base["forward_ms"] / mine["forward_ms"],
             "backward_speedup": base["backward_ms"] / mine["backward_ms"],
             "paper_forward_ms": paper_f, "paper_backward_ms": paper_b,
-            "paper_forward_speedup": PAPER_MS[original][0] / paper_f,
-            "paper_backward_speedup": PAPER_MS[original][1] / paper_b,
+            "paper_forward_speedup": PAPER_MS.get(original, (math.nan,))[0] / paper_f,
+            "paper_backward_speedup": PAPER_MS.get(original, (math.nan, math.nan))[1] / paper_b,
             "timing_device": device_label(device), "timing_batch_size": plan.batch_size,
             "timing_image_size": plan.image_size, "timing_threads": mine["threads"],
             "timing_amp": int(plan.amp), "timing_channels_last": int(plan.channels_last),
