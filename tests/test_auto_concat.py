@@ -15,12 +15,7 @@ from thinet.strategies import plan_units
 SIZE = (3, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _prune(model: nn.Module, steps, tmp_path) -> nn.Module:

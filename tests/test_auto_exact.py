@@ -20,12 +20,7 @@ from thinet.types import LayerPair, PruneStep, PruningError, Selection
 SIZE = (3, 12, 12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n: int = 8, seed: int = 0) -> torch.Tensor:

@@ -14,12 +14,7 @@ from thinet.surgery import UnitRefused, build_graph, find_unit
 SIZE = (3, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Through(nn.Module):

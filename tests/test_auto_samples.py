@@ -19,12 +19,7 @@ from thinet.surgery import build_graph, find_unit, prune_unit
 from thinet.types import PruningError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_rule_covers_k_samples_per_channel_and_never_fewer_than_ten_per_image():

@@ -20,12 +20,7 @@ SIZE = (3, 8, 8)
 EXAMPLE = torch.zeros(2, *SIZE)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _prune(model: nn.Module, steps, tmp_path) -> nn.Module:

@@ -23,13 +23,7 @@ from thinet.types import LayerPair, PruningError
 SIZE = (3, 32, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny 32×32 convolutions: thread start-up costs more than it saves (10× slower on 2 busy cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n: int = 4, seed: int = 0) -> torch.Tensor:
