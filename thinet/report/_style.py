@@ -84,6 +84,27 @@ def set_title(fig: Figure, text: str, fontsize: float = 11) -> None:
     fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)
 
 
+def paired_point(ax, x: float, point, marker: str, color: str) -> None:
+    """One paired difference (`diff_mean`, `ci_low`, `ci_high`, `n_pairs`) at `x`: its interval as a bar,
+    or, with a single pair (no interval), the point alone labelled "n=1"."""
+    has_interval = point.n_pairs > 1
+    yerr = [[point.diff_mean - point.ci_low], [point.ci_high - point.diff_mean]] if has_interval else None
+    ax.errorbar([x], [point.diff_mean], yerr=yerr, marker=marker, color=color, ms=6, capsize=3, ls="")
+    if not has_interval:
+        ax.annotate("n=1", (x, point.diff_mean), xytext=(4, 4), textcoords="offset points", fontsize=7, color=color)
+
+
+def paired_axes(ax, margin: float, ylabel: str, title: str) -> None:
+    """The frame of a paired-difference panel: the dashed zero line, the dotted equivalence margin ±`margin`,
+    the y label, the title and a light y grid."""
+    ax.axhline(0.0, color="black", ls="--", lw=1)
+    for bound in (-margin, margin):
+        ax.axhline(bound, color="grey", ls=":", lw=0.8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def save_figure(fig: Figure, stem: str | os.PathLike) -> dict[str, str]:
     """Write `<stem>.png` (150 dpi) and `<stem>.pdf` atomically; returns {format: path}."""
     paths = {fmt: f"{os.fspath(stem)}.{fmt}" for fmt in FIGURE_FORMATS}

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from thinet.report._context import ReportContext
 from thinet.report._paired import OUTCOMES, paired_to_thinet
-from thinet.report._style import colour_of, legend_order, new_figure, set_title
+from thinet.report._style import colour_of, legend_order, new_figure, paired_axes, set_title
 from thinet.report.figures._registry import figure
 
 CAPTION = """\
@@ -61,15 +61,10 @@ def criteria_vs_budget(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
                 yerr = [(line["diff_mean"] - line["ci_low"]).where(has, 0), (line["ci_high"] - line["diff_mean"]).where(has, 0)]
                 ax.errorbar(xs, line["diff_mean"], yerr=yerr, color=colour_of(criterion), marker="o", ms=4,
                             capsize=2, lw=1, label=criterion)
-            ax.axhline(0.0, color="black", ls="--", lw=1)
-            for bound in (-ctx.statistics.margin, ctx.statistics.margin):
-                ax.axhline(bound, color="grey", ls=":", lw=0.8)
+            paired_axes(ax, ctx.statistics.margin, "top-1 − ThiNet (pp)", f"{strategy}, r = {rate:g}: {outcome_text}")
             labels = [f"{e}\n{ctx.budgets.get(e, '')}" for e in experiments]
             ax.set_xticks(range(len(experiments)), labels, fontsize=7)
             ax.set_xlim(-0.5, len(experiments) - 0.5)
-            ax.set_ylabel("top-1 − ThiNet (pp)")
-            ax.set_title(f"{strategy}, r = {rate:g}: {outcome_text}", fontsize=9)
-            ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 7), fontsize=8)
     set_title(fig, f"Each criterion's Top-1 minus ThiNet's by fine-tuning budget (config {ctx.config}; bars: "

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from thinet.report._context import ReportContext
 from thinet.report._paired import OUTCOMES, paired_to_thinet
-from thinet.report._style import legend_order, new_figure, set_title
+from thinet.report._style import legend_order, new_figure, paired_axes, paired_point, set_title
 from thinet.report.figures._registry import figure
 
 CAPTION = """\
@@ -52,22 +52,10 @@ def criteria_vs_thinet_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figu
                 points = panel_rows[panel_rows["outcome"].eq(outcome) & panel_rows["keep_ratio"].eq(rate)]
                 for point in points.itertuples(index=False):
                     x = criteria.index(point.criterion) + (j - (len(rates) - 1) / 2) * width
-                    has_interval = point.n_pairs > 1
-                    yerr = ([[point.diff_mean - point.ci_low], [point.ci_high - point.diff_mean]]
-                            if has_interval else None)
-                    ax.errorbar([x], [point.diff_mean], yerr=yerr, marker=marker_of[rate], color=f"C{j}", ms=6,
-                                capsize=3, ls="")
-                    if not has_interval:
-                        ax.annotate("n=1", (x, point.diff_mean), xytext=(4, 4), textcoords="offset points",
-                                    fontsize=7, color=f"C{j}")
-            ax.axhline(0.0, color="black", ls="--", lw=1)
-            for bound in (-ctx.statistics.margin, ctx.statistics.margin):
-                ax.axhline(bound, color="grey", ls=":", lw=0.8)
+                    paired_point(ax, x, point, marker_of[rate], f"C{j}")
+            paired_axes(ax, ctx.statistics.margin, "top-1 − ThiNet (pp)", f"{experiment} ({strategy}): {outcome_text}")
             ax.set_xticks(range(len(criteria)), criteria, rotation=30, ha="right", fontsize=8)
             ax.set_xlim(-0.6, len(criteria) - 0.4)
-            ax.set_ylabel("top-1 − ThiNet (pp)")
-            ax.set_title(f"{experiment} ({strategy}): {outcome_text}", fontsize=9)
-            ax.grid(axis="y", alpha=0.3)
     handles = [Line2D([], [], color=f"C{j}", marker=marker_of[r], ls="", label=f"r = {r:g}") for j, r in enumerate(rates)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
     set_title(fig, f"Each criterion's Top-1 minus ThiNet's, paired by seed (config {ctx.config}; bars: "

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from thinet.report._context import ReportContext
 from thinet.report._grouped import OUTCOMES, paired_to_gcos
-from thinet.report._style import new_figure, set_title
+from thinet.report._style import new_figure, paired_axes, paired_point, set_title
 from thinet.report.figures._registry import figure
 
 CAPTION = """\
@@ -37,19 +37,11 @@ def grouped_vs_gcos_figure(metrics: pd.DataFrame, ctx: ReportContext) -> Figure:
         for ax, (outcome, outcome_text) in zip(axes[i], OUTCOMES.items()):
             for point in panel_rows[panel_rows["outcome"].eq(outcome)].itertuples(index=False):
                 x = methods.index(point.criterion)
-                yerr = ([[point.diff_mean - point.ci_low], [point.ci_high - point.diff_mean]]
-                        if point.n_pairs > 1 else None)
-                ax.errorbar([x], [point.diff_mean], yerr=yerr, marker="o", color=f"C{x}", ms=6, capsize=3, ls="")
-                if point.n_pairs == 1:
-                    ax.annotate("n=1", (x, point.diff_mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
-            ax.axhline(0.0, color="black", ls="--", lw=1)
-            for bound in (-ctx.statistics.margin, ctx.statistics.margin):
-                ax.axhline(bound, color="grey", ls=":", lw=0.8)
+                paired_point(ax, x, point, "o", f"C{x}")
+            paired_axes(ax, ctx.statistics.margin, "top-1 − gcos (pp)",
+                        f"{experiment} ({strategy}, r = {rate:g}): {outcome_text}")
             ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
             ax.set_xlim(-0.6, len(methods) - 0.4)
-            ax.set_ylabel("top-1 − gcos (pp)")
-            ax.set_title(f"{experiment} ({strategy}, r = {rate:g}): {outcome_text}", fontsize=9)
-            ax.grid(axis="y", alpha=0.3)
     set_title(fig, f"Each grouping's Top-1 minus gcos's, paired by seed (config {ctx.config}; bars: "
                    f"{round(100 * ctx.statistics.level)} % t intervals over the pairs)")
     return fig
