@@ -56,3 +56,28 @@ def format_value(value: float | None, digits: int = 2, suffix: str = "") -> str:
     if value is None or pd.isna(value):
         return "—"
     return f"{value:.{digits}f}{suffix}"
+
+
+def format_difference(mean: float | None) -> str:
+    """A paired difference with its sign, '—' when missing.
+
+    >>> format_difference(0.5), format_difference(-1.234), format_difference(None)
+    ('+0.50', '-1.23', '—')
+    """
+    text = format_value(mean)
+    return text if text.startswith(("-", "—")) else f"+{text}"
+
+
+def format_interval(low: float, high: float, n: int) -> str:
+    """A paired interval over `n` pairs: none with one pair, '—' with none.
+
+    >>> format_interval(-0.5, 0.25, 4), format_interval(0.1, 0.1, 3), format_interval(0.0, 0.0, 1)
+    ('[-0.50, +0.25]', '[+0.10, +0.10] (every pair equal: zero width)', 'none (n = 1)')
+    """
+    if n == 1:
+        return "none (n = 1)"
+    if n == 0 or math.isnan(low):
+        return "—"
+    # Every pair differing by the same amount (on a discrete accuracy scale) gives a zero-width interval.
+    same = " (every pair equal: zero width)" if math.isclose(low, high, abs_tol=1e-9) else ""
+    return f"[{low:+.2f}, {high:+.2f}]{same}"

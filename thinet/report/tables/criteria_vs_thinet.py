@@ -15,7 +15,7 @@ from thinet.report._context import ReportContext
 from thinet.report._paired import GROUP_KEYS, OUTCOMES, paired_to_thinet, ranked_outcomes
 from thinet.report._verdict import StatsSettings
 from thinet.report._rows import THINET_CRITERION
-from thinet.report._stats import format_mean_std, format_value
+from thinet.report._stats import format_difference, format_interval, format_mean_std, format_value
 from thinet.report._table import Table
 from thinet.report.tables._common import setting_text
 from thinet.report.tables._registry import table
@@ -40,21 +40,6 @@ just after pruning and after fine-tuning.
 NOTE_RANK = ("Rank: order of the mean Top-1 within a rate and outcome (1 = most accurate). A rank is not a "
              "significant difference unless the verdict says so; 'tie' marks a criterion whose own interval "
              "(over its seeds) overlaps the interval of a criterion ranked next to it.")
-
-
-def _difference_cell(mean: float) -> str:
-    text = format_value(mean)
-    return text if text.startswith(("-", "—")) else f"+{text}"
-
-
-def _interval_cell(low: float, high: float, n: int) -> str:
-    if n == 1:
-        return "none (n = 1)"
-    if n == 0 or math.isnan(low):
-        return "—"
-    # Every pair differing by the same amount (on a discrete accuracy scale) gives a zero-width interval.
-    same = " (every pair equal: zero width)" if math.isclose(low, high, abs_tol=1e-9) else ""
-    return f"[{low:+.2f}, {high:+.2f}]{same}"
 
 
 def _p_cell(p: float, adjusted: float, correction: str) -> str:
@@ -115,11 +100,11 @@ def criteria_vs_thinet(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
     def cells(values):
         return ["" if ref else value for ref, value in zip(is_reference, values)]
 
-    display["Δ vs ThiNet (pp)"] = ["reference" if ref else _difference_cell(m)
+    display["Δ vs ThiNet (pp)"] = ["reference" if ref else format_difference(m)
                                    for ref, m in zip(is_reference, summary["diff_mean"])]
-    display[f"{level} % CI (pp)"] = cells(_interval_cell(lo, hi, n) for lo, hi, n
+    display[f"{level} % CI (pp)"] = cells(format_interval(lo, hi, n) for lo, hi, n
                                           in zip(summary["ci_low"], summary["ci_high"], n_pairs))
-    display[f"{equivalence_level} % CI (pp)"] = cells(_interval_cell(lo, hi, n) for lo, hi, n
+    display[f"{equivalence_level} % CI (pp)"] = cells(format_interval(lo, hi, n) for lo, hi, n
                                                       in zip(summary["eq_low"], summary["eq_high"], n_pairs))
     unpaired = summary["unpaired_seeds"].fillna(0).astype(int)
     display["Pairs"] = cells(_pairs_cell(n, u) for n, u in zip(n_pairs, unpaired))

@@ -6,8 +6,6 @@ sd over its seeds) and #Param, its difference to gcos paired by seed with its in
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from thinet.report._context import ReportContext
@@ -18,7 +16,13 @@ from thinet.report._grouped import (
     paired_to_gcos,
 )
 from thinet.report._paired import GROUP_KEYS
-from thinet.report._stats import format_mean_std, format_value, mean_std_over_seeds
+from thinet.report._stats import (
+    format_difference,
+    format_interval,
+    format_mean_std,
+    format_value,
+    mean_std_over_seeds,
+)
 from thinet.report._table import Table
 from thinet.report.tables._registry import table
 from thinet.types import split_grouped_strategy
@@ -37,17 +41,6 @@ images and fine-tuning data order) with a Student's *t* interval at ``statistics
 experiment with #Param within 5 % of the grouped models' appears on the final outcome as "(dense)". The
 journal's abstract claims gcos is more accurate than ordinary group convolution at the same size.
 """
-
-
-def _signed(value: float) -> str:
-    text = format_value(value)
-    return text if text.startswith(("-", "—")) else f"+{text}"
-
-
-def _interval(low: float, high: float, n: int) -> str:
-    if n == 1:
-        return "none (n = 1)"
-    return "—" if n == 0 or math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
 
 
 def grouped_summary(metrics: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
@@ -84,9 +77,9 @@ def grouped_vs_gcos(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
         "Top-1 (%)": [format_mean_std(m, s) for m, s in zip(data["top1_mean"], data["top1_std"])],
         "Seeds": data["n_seeds"].astype(int),
         "#Param. (M)": [format_value(p / 1e6, 3) for p in data["params_mean"]],
-        "Δ vs reference (pp)": ["reference" if ref else f"{_signed(m)} vs {r}"
+        "Δ vs reference (pp)": ["reference" if ref else f"{format_difference(m)} vs {r}"
                                 for ref, m, r in zip(is_reference, data["diff_mean"], data["reference"])],
-        "interval": ["" if ref else _interval(lo, hi, int(n) if not pd.isna(n) else 0)
+        "interval": ["" if ref else format_interval(lo, hi, int(n) if not pd.isna(n) else 0)
                      for ref, lo, hi, n in zip(is_reference, data["ci_low"], data["ci_high"], data["n_pairs"])],
         "Verdict": ["" if ref or pd.isna(v) else v for ref, v in zip(is_reference, data["verdict"])],
     })
