@@ -20,13 +20,6 @@ def default_raw() -> dict:
     return read_yaml_files([CONFIG / "default.yaml"])
 
 
-def check(raw: dict, tmp_path: Path | None = None) -> dict:
-    """load_config on an in-memory config (written to a file, as users give it)."""
-    path = (tmp_path or Path("/tmp")) / "cfg.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config([path], SCHEMA)
-
-
 def test_default_config_expands_to_the_documented_grid(default_raw):
     cfg = load_config([CONFIG / "default.yaml"], SCHEMA)
     plan = build_plan(cfg)
@@ -72,30 +65,30 @@ def test_default_config_expands_to_the_documented_grid(default_raw):
     (lambda c: c["compare_layer"].pop("base") and c["compare_layer"].update(run="vgg_criteria-nope"),
      "compare_layer.run", "vgg_criteria-thinet-r0.5-s0"),
 ])
-def test_bad_config_names_the_key(default_raw, tmp_path, mutate, key, allowed):
+def test_bad_config_names_the_key(default_raw, load_raw, mutate, key, allowed):
     raw = copy.deepcopy(default_raw)
     mutate(raw)
     with pytest.raises(ConfigError) as err:
-        check(raw, tmp_path)
+        load_raw(raw)
     assert key in str(err.value) and allowed in str(err.value), str(err.value)
 
 
-def test_reference_to_a_multi_run_chain_is_refused(default_raw, tmp_path):
+def test_reference_to_a_multi_run_chain_is_refused(default_raw, load_raw):
     raw = copy.deepcopy(default_raw)
     raw["experiments"]["vgg_criteria"]["variants"][1]["id"] = "grid"
     raw["experiments"]["vgg_criteria"]["variants"].append({"kind": "gap", "from": "grid", "train": {"iterations": 1}})
     with pytest.raises(ConfigError, match=rf"variants\[3\]\.from.*'grid' expands to {len(CRITERIA) * 3} runs"):
-        check(raw, tmp_path)
+        load_raw(raw)
 
 
-def test_gap_and_scratch_inherit_the_source_chain(default_raw, tmp_path):
+def test_gap_and_scratch_inherit_the_source_chain(default_raw, load_raw):
     raw = copy.deepcopy(default_raw)
     chain = raw["experiments"]["vgg_criteria"]["variants"][1]
     chain.update(id="conv", criteria=["thinet"], keep_ratios=[0.5], seeds=[0], label="ThiNet-Conv")
     raw["experiments"]["vgg_criteria"]["variants"] += [
         {"kind": "gap", "id": "gap", "from": "conv", "label": "ThiNet-GAP", "train": {"iterations": 3, "lr": 0.01}},
         {"kind": "scratch", "like": "conv", "train": {"iterations": 3, "lr": 0.01}}]
-    plan = build_plan(check(raw, tmp_path))
+    plan = build_plan(load_raw(raw))
     gap, scratch = plan.runs["vgg_criteria-gap"], plan.runs["vgg_criteria-scratch"]
     assert gap["after"] == scratch["after"] == "vgg_criteria-conv"
     assert (gap["variant"], gap["criterion"], gap["keep_ratio"]) == ("ThiNet-GAP", "thinet", 0.5)
@@ -103,30 +96,30 @@ def test_gap_and_scratch_inherit_the_source_chain(default_raw, tmp_path):
     assert not scratch.get("kept") and scratch["checkpoint"] is None  # trained by the run itself
 
 
-def test_only_a_scratch_variant_of_a_base_chain_can_be_kept(default_raw, tmp_path):
+def test_only_a_scratch_variant_of_a_base_chain_can_be_kept(default_raw, load_raw):
     raw = copy.deepcopy(default_raw)
     variants = raw["experiments"]["vgg16_table1"]["variants"]
     assert variants[2]["kind"] == "scratch" and variants[2]["kept"]
-    plan = build_plan(check(copy.deepcopy(raw), tmp_path))
+    plan = build_plan(load_raw(copy.deepcopy(raw)))
     assert plan.runs["vgg16_table1-scratch"]["checkpoint"] == "models/default/vgg16_table1-scratch.pt"
     bad = copy.deepcopy(raw)
     bad["experiments"]["vgg16_table1"]["variants"][3]["kept"] = True   # the GAP variant
     with pytest.raises(ConfigError, match=r"variants\[3\]\.kept': only a scratch variant can be kept, not a 'gap'"):
-        check(bad, tmp_path)
+        load_raw(bad)
     bad = copy.deepcopy(raw)
     bad["experiments"]["vgg16_table1"]["variants"].append(
         {"kind": "scratch", "id": "tiny_scratch", "like": "tiny", "train": {"iterations": 1}, "kept": True})
     with pytest.raises(ConfigError, match=r"variants\[5\]\.kept': the 'like' variant must be a chain pruning the base"):
-        check(bad, tmp_path)
+        load_raw(bad)
 
 
-def test_settings_hash_follows_the_settings(default_raw, tmp_path):
-    plan = build_plan(check(copy.deepcopy(default_raw), tmp_path))
+def test_settings_hash_follows_the_settings(default_raw, load_raw):
+    plan = build_plan(load_raw(copy.deepcopy(default_raw)))
     raw = copy.deepcopy(default_raw)
     chain = raw["experiments"]["vgg_criteria"]["variants"][1]
     # a new mapping: the YAML anchor shares one finetune mapping between both VGG chain variants
     chain["finetune"] = {**chain["finetune"], "per_layer": {"iterations": 31, "lr": 0.005}}
-    changed = build_plan(check(raw, tmp_path))
+    changed = build_plan(load_raw(raw))
     rid = "vgg_criteria-thinet-r0.5-s0"
     assert changed.runs[rid]["hash"] != plan.runs[rid]["hash"]
     # the r = 0.7/0.3 variant and the ResNet chains are untouched
@@ -135,7 +128,7 @@ def test_settings_hash_follows_the_settings(default_raw, tmp_path):
     # a change to the base model changes every chain that starts from it
     raw = copy.deepcopy(default_raw)
     raw["bases"]["vgg"]["seed"] = 7
-    assert build_plan(check(raw, tmp_path)).runs[rid]["hash"] != plan.runs[rid]["hash"]
+    assert build_plan(load_raw(raw)).runs[rid]["hash"] != plan.runs[rid]["hash"]
 
 
 @pytest.mark.parametrize("paper, override", [("imagenet_vgg16", "ci/imagenet_vgg16"),
@@ -165,7 +158,7 @@ def test_missing_config_file_is_named(tmp_path):
         load_config([tmp_path / "nope.yaml"], SCHEMA)
 
 
-def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_raw, tmp_path):
+def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_raw, tmp_path, load_raw):
     plugin = tmp_path / "cfg_l1_plugin.py"
     plugin.write_text(
         "import torch\n"
@@ -177,12 +170,12 @@ def test_criteria_modules_registers_a_criterion_kept_outside_baselines(default_r
     raw = copy.deepcopy(default_raw)
     raw["experiments"]["vgg_criteria"]["variants"][1]["criteria"] = ["thinet", "cfg_l1_plugin"]
     raw["criteria_modules"] = [str(plugin)]
-    plan = build_plan(check(raw, tmp_path))
+    plan = build_plan(load_raw(raw))
     assert "cfg_l1_plugin" in {plan.runs[r]["criterion"] for r in plan.of_kind("chain")}
 
     raw["criteria_modules"] = [str(tmp_path / "missing_plugin.py")]
     with pytest.raises(ConfigError, match="criteria_modules"):
-        check(raw, tmp_path)
+        load_raw(raw)
 
 
 def test_transfer_config_holds_the_papers_single_layer_setting():
@@ -223,8 +216,8 @@ def test_verdict_config_shares_the_default_kept_models():
 
 @pytest.mark.parametrize("key, value", [("name", ".."), ("name", ".hidden"), ("models_dir", "models/../x"),
                                         ("models_dir", "/tmp/models"), ("models_dir", "elsewhere")])
-def test_path_keys_that_would_leave_their_folder_are_refused(default_raw, tmp_path, key, value):
+def test_path_keys_that_would_leave_their_folder_are_refused(default_raw, load_raw, key, value):
     raw = copy.deepcopy(default_raw)
     raw[key] = value
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
-        check(raw, tmp_path)
+        load_raw(raw)

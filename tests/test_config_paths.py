@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
-from thinet.experiment import ConfigError, load_config, read_yaml_files
-
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-@pytest.fixture(scope="module")
-def smoke() -> dict:
-    return read_yaml_files([ROOT / "config" / "smoke.yaml"])
-
-
-def _load(raw: dict, tmp_path: Path) -> dict:
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config([path], SCHEMA)
+from thinet.experiment import ConfigError
 
 
 def _rename_experiment(raw: dict, new: str) -> None:
@@ -50,18 +34,18 @@ def _variant_id(raw: dict, new: str) -> None:
     (_variant_id, "..", "experiments.vgg_criteria.variants[2].id"),  # the schema's id pattern lets '..' pass
     (_variant_id, ".x", "experiments.vgg_criteria.variants[2].id"),
 ])
-def test_a_name_that_would_leave_its_folder_is_refused_naming_the_key(smoke, tmp_path, change, value, key):
-    raw = copy.deepcopy(smoke)
+def test_a_name_that_would_leave_its_folder_is_refused_naming_the_key(smoke_raw, load_raw, change, value, key):
+    raw = copy.deepcopy(smoke_raw)
     change(raw, value)
     with pytest.raises(ConfigError, match=rf"config key {re.escape(repr(key))}: .* {re.escape(repr(value))} "
                                           r"becomes part of file paths"):
-        _load(raw, tmp_path)
+        load_raw(raw)
 
 
-def test_ordinary_names_with_dots_and_dashes_pass(smoke, tmp_path):
-    raw = copy.deepcopy(smoke)
+def test_ordinary_names_with_dots_and_dashes_pass(smoke_raw, load_raw):
+    raw = copy.deepcopy(smoke_raw)
     _variant_id(raw, "seed1.b")
     _rename_experiment(raw, "vgg-criteria.v2")
     _rename_base(raw, "vgg_16.small")
-    config = _load(raw, tmp_path)
+    config = load_raw(raw)
     assert "vgg-criteria.v2" in config["experiments"] and "vgg_16.small" in config["bases"]

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from thinet.experiment import ConfigError, build_plan, load_config, read_yaml_files
+from thinet.experiment import ConfigError, build_plan
 from thinet.report import (
     ReportContext,
     StatsSettings,
@@ -20,21 +18,8 @@ from thinet.report._grouped import paired_to_gcos
 from thinet.report._rows import criteria_rows, step_rows
 from thinet.types import METRICS_COLUMNS
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 GROUPED = {"kind": "grouped", "from": "conv", "groups": [2, 4], "groupings": ["gcos", "contiguous", "random"],
            "seeds": [0, 1, 2], "train": {"iterations": 2, "lr": 0.005}}
-
-
-@pytest.fixture(scope="module")
-def smoke_raw() -> dict:
-    return read_yaml_files([ROOT / "config" / "smoke.yaml"])
-
-
-def check(raw: dict, tmp_path: Path) -> dict:
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config([path], SCHEMA)
 
 
 def with_grouped(raw: dict, **changes) -> dict:
@@ -43,8 +28,8 @@ def with_grouped(raw: dict, **changes) -> dict:
     return raw
 
 
-def test_a_grouped_variant_expands_per_grouping_g_and_seed(smoke_raw, tmp_path):
-    plan = build_plan(check(with_grouped(smoke_raw), tmp_path))
+def test_a_grouped_variant_expands_per_grouping_g_and_seed(smoke_raw, load_raw):
+    plan = build_plan(load_raw(with_grouped(smoke_raw)))
     runs = [plan.runs[r] for r in plan.of_kind("grouped")]
     assert len(runs) == 3 * 2 * 3
     gcos = plan.runs["vgg_grouped-gcos-g4-s2"]
@@ -62,18 +47,18 @@ def test_a_grouped_variant_expands_per_grouping_g_and_seed(smoke_raw, tmp_path):
     ({"groups": [1]}, "experiments.vgg_grouped.variants[1].groups[0]", "minimum of 2"),
     ({"train": None}, "experiments.vgg_grouped.variants[1].train", "None"),
 ])
-def test_bad_grouped_variants_name_the_key(smoke_raw, tmp_path, changes, key, allowed):
+def test_bad_grouped_variants_name_the_key(smoke_raw, load_raw, changes, key, allowed):
     raw = with_grouped(smoke_raw, **changes)
     with pytest.raises(ConfigError) as err:
-        check(raw, tmp_path)
+        load_raw(raw)
     assert key in str(err.value) and allowed in str(err.value), str(err.value)
 
 
-def test_a_grouped_variant_needs_its_keys(smoke_raw, tmp_path):
+def test_a_grouped_variant_needs_its_keys(smoke_raw, load_raw):
     raw = with_grouped(smoke_raw)
     del raw["experiments"]["vgg_grouped"]["variants"][1]["groupings"]
     with pytest.raises(ConfigError, match=r"variants\[1\]'.*'groupings' is a required property"):
-        check(raw, tmp_path)
+        load_raw(raw)
 
 
 def metrics_frame() -> pd.DataFrame:
