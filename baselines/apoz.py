@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from baselines._ranking import keep_smallest
-from thinet.criteria import CriterionContext, register_criterion
+from thinet.criteria import CriterionContext, register_criterion, relu_refusal
 from thinet.types import PruningError
 
 
@@ -31,3 +31,7 @@ def apoz_scores(ctx: CriterionContext) -> torch.Tensor:
 @register_criterion("apoz")
 def apoz(ctx: CriterionContext) -> torch.Tensor:
     return keep_smallest(apoz_scores(ctx), ctx.n_keep)
+
+
+# Checked on every layer of a chain before any compute: the post-ReLU output must exist.
+apoz.layer_check = lambda model, pair, example_inputs: relu_refusal(model, pair.producer, example_inputs)  # type: ignore[attr-defined]

@@ -63,8 +63,19 @@ def _batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.randn(4, 3, 8, 8, generator=gen), torch.randint(0, 5, (4,), generator=gen)) for _ in range(2)]
 
 
+def tiny_vgg_without_bn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(12, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
+    )
+
+
 CASES = {
     "vgg_conv_conv": (tiny_vgg, LayerPair("3", "7")),
+    "vgg_without_bn": (tiny_vgg_without_bn, LayerPair("2", "5")),
     "resnet_bottleneck": (TinyResNet, LayerPair("layer1.0.conv1", "layer1.0.conv2")),
 }
 
@@ -88,7 +99,28 @@ def clean_registry(monkeypatch):
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("name", available_criteria())
 def test_every_criterion_conforms(name: str, case: str) -> None:
+    build, pair = CASES[case]
+    reason = criteria.layer_refusal(name, build(), pair, torch.zeros(2, 3, 8, 8))
+    if reason is not None:  # refused before any compute, naming the layer: tested below
+        with pytest.raises(PruningError, match=rf"layer '{re.escape(pair.producer)}'"):
+            run_criterion(name, _factory(case)(0.5, 0))
+        pytest.skip(f"{name} cannot score layer {pair.producer!r} of {case}: {reason}")
     check_criterion(name, _factory(case), keep_ratios=(0.5, 0.3, 0.01))
+
+
+def test_a_refused_layer_stops_the_chain_before_any_compute(tmp_path: Path, clean_registry) -> None:
+    from thinet.pipeline import prune_chain
+
+    model = tiny_vgg_without_bn().eval()
+    steps = [PruneStep(LayerPair("0", "2"), 0.5), PruneStep(LayerPair("2", "5"), 0.5)]
+    calls = []
+    criteria.register_criterion("toy_needs_bn")(lambda ctx: calls.append(ctx) or torch.arange(ctx.n_keep))
+    get_criterion("toy_needs_bn").layer_check = lambda m, pair, x: criteria.batchnorm_refusal(m, pair.producer, x)
+    with pytest.raises(PruningError, match=r"criterion 'toy_needs_bn' cannot score layer '0': no BatchNorm"):
+        prune_chain(model, steps, criterion="toy_needs_bn", selection_batches=_batches(), finetune=None,
+                    train_loader=None, workdir=tmp_path / "chain", seed=0, device="cpu",
+                    example_inputs=torch.zeros(2, 3, 8, 8), progress=False)
+    assert calls == [] and not (tmp_path / "chain").exists()
 
 
 def test_builtin_criteria_are_registered() -> None:

@@ -19,7 +19,7 @@ FLOORS = {
     "thinet.types": 0,
     "thinet.models": 1, "thinet.data": 1, "thinet.runtime": 1,
     "thinet.selection": 2, "thinet.sampling": 2, "thinet.surgery": 2, "thinet.strategies": 2,
-    "thinet.criteria": 2, "thinet.pipeline": 2, "thinet.grouping": 2, "baselines": 2,
+    "thinet.criteria": 2, "thinet.pipeline": 2, "thinet.grouping": 2, "thinet.interop": 2, "baselines": 2,
     "thinet.report": 3,
     "thinet.experiment": 4,
     "thinet.cli": 5,

@@ -186,3 +186,16 @@ def test_paper_claims_from_the_verdicts():
     same = family({"thinet": THINET, "same": seeds(90.05, 89.95, 90.0, 90.02, 89.98)})
     claims = build_table("paper_claims", {"metrics": same}, ReportContext("demo")).data
     assert set(claims["status"]) == {"does not hold here"}  # equivalent within 0.3 pp: not "significantly higher"
+
+
+def test_two_arms_at_chance_get_no_word_and_leave_the_family():
+    # The grouped `_nols` rows at g = 4: every seed of both arms at 10.00 % (chance on Fashion-MNIST's 10 classes).
+    # Before: zero spread made se = 0 and the pair "equivalent within ±0.3 pp".
+    metrics = family({"thinet": seeds(10.0, 10.0, 10.0), "dead": seeds(10.0, 10.0, 10.0),
+                      "near": seeds(89.0, 88.5, 88.0), "stuck": seeds(55.0, 55.0, 55.0)})
+    rows = paired_to_thinet(metrics).set_index(["outcome", "criterion"])
+    assert rows.loc[("final", "dead"), "verdict"] == "both at chance (10.00 %): no test"
+    assert rows.loc[("final", "dead"), "verdict_unadjusted"] == "both at chance (10.00 %): no test"
+    assert rows.loc[("after_pruning", "near"), "verdict"] == "both 50.00 % on every seed: no test"
+    assert rows.loc[("final", "stuck"), "verdict"] == "better than ThiNet"  # constant but different: still tested
+    assert rows.loc[("final", "near"), "family_size"] == 2  # the untestable pair is not counted by Holm

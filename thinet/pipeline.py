@@ -104,7 +104,7 @@ def _count_images(batches: Any) -> int | None:
 def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan: Any, train_loader: Any,
               example_inputs: Any, selection_batches: Any = None, samples_per_image: int = 10) -> Any:
     """Check every step before any compute; returns the dependency graph traced for it."""
-    from thinet.criteria import get_criterion
+    from thinet.criteria import check_layers, get_criterion
     from thinet.surgery import build_graph, check_pair, find_unit
 
     if plan is not None and not isinstance(plan, FinetunePlan):
@@ -137,6 +137,8 @@ def _validate(model: nn.Module, steps: Sequence[PruneStep], criterion: str, plan
         if precheck is not None and num_images is not None:
             channels = out_channels_of(find_layer(model, step.pair.producer, "producer"), step.pair.producer)
             precheck(num_images, samples_per_image, channels, step.pair.producer)
+    # A criterion that cannot score a layer (no BatchNorm, no ReLU after it) names it now, not at that step.
+    check_layers(criterion, model, [step.pair for step in steps], example_inputs)
     return graph
 
 

@@ -289,12 +289,18 @@ def select_channels(x_hat: torch.Tensor, keep_ratio: float, least_squares: bool 
     >>> 5 in sel.removed.tolist(), sel.keep.numel()
     (True, 3)
     """
-    ratio, gram = _checked_gram(x_hat, keep_ratio, layer)
+    ratio, gram = checked_gram(x_hat, keep_ratio, layer)
     return select_from_gram(gram, ratio, least_squares, layer)
 
 
-def _checked_gram(x_hat: torch.Tensor, keep_ratio: float, layer: str) -> tuple[float, torch.Tensor]:
-    """The checked keep ratio and X̂ᵀX̂ of checked samples: what both greedy selections start from."""
+def checked_gram(x_hat: torch.Tensor, keep_ratio: float, layer: str) -> tuple[float, torch.Tensor]:
+    """The checked keep ratio and X̂ᵀX̂ of checked samples: what both greedy selections (and
+    `thinet.interop.ThiNetImportance`) start from.
+
+    >>> ratio, gram = checked_gram(torch.eye(3), 0.5, "demo")
+    >>> ratio, gram.shape
+    (0.5, torch.Size([3, 3]))
+    """
     ratio = check_keep_ratio(keep_ratio, f"layer {layer!r}")
     _check_x_hat(x_hat, layer)
     gram = x_hat.T @ x_hat
@@ -378,7 +384,7 @@ def select_channels_forward(x_hat: torch.Tensor, keep_ratio: float, layer: str =
     >>> 5 in sel.removed.tolist(), sel.keep.numel()
     (True, 3)
     """
-    ratio, gram = _checked_gram(x_hat, keep_ratio, layer)
+    ratio, gram = checked_gram(x_hat, keep_ratio, layer)
     return forward_select_from_gram(gram, ratio, layer)
 
 

@@ -51,12 +51,21 @@ class Selection:
     `scale` holds one factor per kept channel (ThiNet's w-hat, Eq. 7), ones when
     the criterion does not rescale. `consumer_scales` (consumer name -> factors)
     is set when a channel unit has several consumers, each refitted on its own.
+
+    `consumer_weight` (and `consumer_bias`) carry a criterion's own refit of the consumer
+    (Channel Pruning's least squares, He et al. 2017): the consumer's whole weight on the
+    kept input channels, shaped as after the cut (`weight[:, kept columns]`), and its new
+    bias. The surgery writes them in place of the kept columns (and the bias) before
+    cutting; `scale` is then applied on top of them, so such a criterion returns ones.
+    Only a plain producer/consumer pair takes them.
     """
 
     keep: torch.Tensor
     removed: torch.Tensor
     scale: torch.Tensor
     consumer_scales: dict[str, torch.Tensor] | None = None
+    consumer_weight: torch.Tensor | None = None
+    consumer_bias: torch.Tensor | None = None
 
     @property
     def num_channels(self) -> int:

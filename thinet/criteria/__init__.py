@@ -17,18 +17,27 @@ packages all land in the same table, loaded lazily on first access.
 True
 
 A new criterion is one file (see README, "Adding a criterion"); `check_criterion`
-runs the rules every criterion must follow, for plugin authors' own tests.
+runs the rules every criterion must follow, for plugin authors' own tests. A criterion
+that cannot score some layers (no BatchNorm, no ReLU) says so through a `layer_check(model,
+pair, example_inputs) -> reason | None` attribute, checked before any compute
+(`layer_refusal`, `check_layers`). A family of criteria made on demand by prefix (Torch-Pruning's
+`tp_<name>`) registers with `register_criterion_family`.
 """
 from __future__ import annotations
 
 from thinet.criteria._conformance import CriterionConformanceError, check_criterion
 from thinet.criteria._context import CriterionContext, as_channels, consumer_input_hook, eval_mode
-from thinet.criteria._lookup import available_criteria, get_criterion, run_criterion, validate_selection
+from thinet.criteria._activation import batchnorm_refusal, first_module_on_output, relu_refusal
+from thinet.criteria._lookup import (
+    available_criteria, check_layers, get_criterion, layer_refusal, on_demand_criteria, run_criterion,
+    validate_selection,
+)
 from thinet.criteria._plugins import ENTRY_POINT_GROUP, load_criterion_modules
-from thinet.criteria._registry import CriterionFn, register_criterion
+from thinet.criteria._registry import CriterionFn, register_criterion, register_criterion_family
 
 __all__ = [
     "CriterionConformanceError", "CriterionContext", "CriterionFn", "ENTRY_POINT_GROUP", "as_channels",
-    "available_criteria", "check_criterion", "consumer_input_hook", "eval_mode", "get_criterion",
-    "load_criterion_modules", "register_criterion", "run_criterion", "validate_selection",
+    "available_criteria", "batchnorm_refusal", "first_module_on_output", "check_criterion", "check_layers", "consumer_input_hook", "eval_mode",
+    "get_criterion", "layer_refusal", "load_criterion_modules", "on_demand_criteria", "register_criterion",
+    "register_criterion_family", "relu_refusal", "run_criterion", "validate_selection",
 ]

@@ -53,13 +53,34 @@ def _check_selection(name: str, ctx: CriterionContext, sel: Selection) -> None:
         raise CriterionConformanceError(str(err)) from None
 
 
+def _check_cut(name: str, ctx: CriterionContext, sel: Selection) -> None:
+    """The choice, cut from a copy of the model, must pass the surgery's exactness check (`verify_cut`): the
+    pruned copy equals the unpruned one with the removed inputs masked (and scaled, or refit, as chosen)."""
+    import copy
+
+    from thinet.sampling import first_images
+    from thinet.surgery import prune_pair, verify_cut
+
+    reference = copy.deepcopy(ctx.model).eval()
+    pruned = copy.deepcopy(reference)
+    example = first_images(ctx.batches, 2).to(ctx.device)
+    try:
+        pruned = prune_pair(pruned, ctx.pair, sel, example_inputs=example)
+        verify_cut(pruned, reference, ctx.pair, sel, ctx.batches, where=f"criterion {name!r}")
+    except PruningError as err:
+        raise CriterionConformanceError(f"criterion {name!r} on layer {ctx.pair.producer!r} at r={ctx.keep_ratio}: "
+                                        f"its choice does not cut cleanly: {err}") from None
+
+
 def check_criterion(name: str, make_context: ContextFactory, keep_ratios: Sequence[float] = (0.5, 0.01),
                     seed: int = 0) -> None:
     """Run criterion `name` at each keep ratio on fresh contexts from `make_context(r, seed)` and check it.
 
     Checks: exactly num_kept(C, r) channels, sorted unique in-range indices, scale
     aligned, the model left as it was (weights, train/eval modes, no gradients),
-    and the same channels for the same seed. Raises CriterionConformanceError.
+    the same channels for the same seed, and, for a plain pair, that the choice cuts
+    exactly (`thinet.surgery.verify_cut`, a refit consumer weight included).
+    Raises CriterionConformanceError.
     """
     for r in keep_ratios:
         ctx = make_context(r, seed)
@@ -67,6 +88,8 @@ def check_criterion(name: str, make_context: ContextFactory, keep_ratios: Sequen
         first = run_criterion(name, ctx)
         _check_selection(name, ctx, first)
         _check_untouched(name, ctx, before)
+        if ctx.unit is None:
+            _check_cut(name, ctx, first)
         again = run_criterion(name, make_context(r, seed))
         if not torch.equal(first.keep, again.keep):
             raise CriterionConformanceError(

@@ -9,8 +9,8 @@ import torch
 
 from thinet.criteria._context import CriterionContext
 from thinet.criteria._plugins import load_entry_points
-from thinet.criteria._registry import CriterionFn, registered
-from thinet.types import PruningError, Selection, check_selection
+from thinet.criteria._registry import CriterionFn, families, family_of, register_criterion, registered
+from thinet.types import LayerPair, PruningError, Selection, check_selection
 
 
 # Modules, and packages whose every module, register the criteria shipped with the project.
@@ -63,9 +63,45 @@ def get_criterion(name: str) -> CriterionFn:
     """
     _ensure_loaded()
     table = registered()
-    if name not in table:
-        raise PruningError(f"unknown criterion {name!r}; known criteria: {', '.join(sorted(table))}")
-    return table[name]
+    if name in table:
+        return table[name]
+    family = family_of(name) if isinstance(name, str) else None
+    if family is not None:  # made on demand (tp_<name>); an unknown one lists the family's names
+        return register_criterion(name)(family[0](name))
+    on_demand = sorted(n for n in on_demand_criteria() if n not in table)
+    extra = f" (on demand: {', '.join(on_demand)})" if on_demand else ""
+    raise PruningError(f"unknown criterion {name!r}; known criteria: {', '.join(sorted(table))}{extra}")
+
+
+def on_demand_criteria() -> list[str]:
+    """Names a criterion family can make but that are not registered yet (e.g. the Torch-Pruning
+    importances beyond the default ones); `get_criterion` registers one when asked for it."""
+    _ensure_loaded()
+    table = registered()
+    return sorted({n for _, names in families().values() for n in names()} - set(table))
+
+
+def layer_refusal(name: str, model, pair: LayerPair, example_inputs) -> str | None:
+    """Why criterion `name` cannot score the producer of `pair` in `model` (no BatchNorm for a BN-scale
+    criterion, no ReLU for APoZ, ...), or None when it can: the criterion's `layer_check(model, pair,
+    example_inputs)`, data-free and before any compute.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    >>> layer_refusal("weight_sum", net, LayerPair("0", "2"), torch.zeros(2, 1, 8, 8)) is None
+    True
+    """
+    check = getattr(get_criterion(name), "layer_check", None)
+    return None if check is None else check(model, pair, example_inputs)
+
+
+def check_layers(name: str, model, pairs, example_inputs) -> None:
+    """PruningError naming the first layer of `pairs` criterion `name` cannot score, and why."""
+    for pair in pairs:
+        reason = layer_refusal(name, model, pair, example_inputs)
+        if reason is not None:
+            raise PruningError(f"criterion {name!r} cannot score layer {pair.producer!r}: {reason}")
 
 
 def validate_selection(name: str, result: object, ctx: CriterionContext) -> Selection:
@@ -91,7 +127,39 @@ def validate_selection(name: str, result: object, ctx: CriterionContext) -> Sele
         if not torch.equal(result.keep.cpu(), selection.keep):
             raise PruningError(f"{where} returned consumer_scales with unsorted keep indices")
         selection.consumer_scales = {k: v.detach().cpu() for k, v in result.consumer_scales.items()}
+    if isinstance(result, Selection) and (result.consumer_weight is not None or result.consumer_bias is not None):
+        selection.consumer_weight, selection.consumer_bias = _checked_refit(where, result, selection, ctx)
     return selection
+
+
+def _checked_refit(where: str, result: Selection, selection: Selection,
+                   ctx: CriterionContext) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A criterion's refit consumer weight and bias, checked against the consumer they will replace."""
+    if ctx.unit is not None:
+        raise PruningError(f"{where} returned a refit consumer weight for a channel unit; only a plain "
+                           "producer/consumer pair takes one")
+    if not torch.equal(result.keep.cpu(), selection.keep):
+        raise PruningError(f"{where} returned a refit consumer weight with unsorted keep indices")
+    consumer = ctx.consumer
+    weight, bias = result.consumer_weight, result.consumer_bias
+    if weight is not None:
+        expected = list(consumer.weight.shape)
+        expected[1] = consumer.weight.shape[1] // ctx.num_channels * selection.keep.numel()
+        if not isinstance(weight, torch.Tensor) or list(weight.shape) != expected:
+            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise PruningError(f"{where}: consumer_weight has shape {got}; consumer {ctx.pair.consumer!r} keeps "
+                               f"a weight of shape {tuple(expected)} on the {selection.keep.numel()} kept channels")
+        weight = weight.detach().cpu()
+    if bias is not None:
+        if getattr(consumer, "bias", None) is None or not isinstance(bias, torch.Tensor) \
+                or bias.shape != consumer.bias.shape:
+            raise PruningError(f"{where}: consumer_bias does not match the bias of consumer {ctx.pair.consumer!r} "
+                               f"({None if getattr(consumer, 'bias', None) is None else tuple(consumer.bias.shape)})")
+        bias = bias.detach().cpu()
+    for label, value in (("consumer_weight", weight), ("consumer_bias", bias)):
+        if value is not None and not bool(torch.isfinite(value).all()):
+            raise PruningError(f"{where}: {label} has non-finite values")
+    return weight, bias
 
 
 def run_criterion(name: str, ctx: CriterionContext) -> Selection:

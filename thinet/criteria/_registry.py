@@ -13,6 +13,8 @@ CriterionFn = Callable[..., object]
 F = TypeVar("F", bound=CriterionFn)
 
 _REGISTRY: dict[str, CriterionFn] = {}
+# prefix -> (resolve(name) -> criterion function, names() -> the names it can resolve)
+_FAMILIES: dict[str, tuple[Callable[[str], CriterionFn], Callable[[], list[str]]]] = {}
 
 
 def _same_definition(a: CriterionFn, b: CriterionFn) -> bool:
@@ -47,6 +49,33 @@ def register_criterion(name: str) -> Callable[[F], F]:
         return fn
 
     return decorate
+
+
+def register_criterion_family(prefix: str, resolve: Callable[[str], CriterionFn],
+                              names: Callable[[], list[str]]) -> None:
+    """Criteria made on demand: a name starting with `prefix` that is not registered is passed to
+    `resolve(name)`, which returns its function (registered under the name from then on) or raises a
+    PruningError that lists `names()`. Torch-Pruning's importances are such a family (`tp_<name>`):
+    a few are registered by default, the others exist once a config or command names them.
+
+    >>> register_criterion_family("doc_", lambda name: (lambda ctx: None), lambda: ["doc_any"])
+    >>> family_of("doc_any") is not None, family_of("other") is None
+    (True, True)
+    >>> del _FAMILIES["doc_"]
+    """
+    if not prefix or not isinstance(prefix, str):
+        raise PruningError(f"criterion family prefix {prefix!r} must be a non-empty string")
+    _FAMILIES[prefix] = (resolve, names)
+
+
+def family_of(name: str) -> tuple[Callable[[str], CriterionFn], Callable[[], list[str]]] | None:
+    """The family whose prefix `name` starts with (the longest such prefix), or None."""
+    prefixes = [p for p in _FAMILIES if name.startswith(p)]
+    return _FAMILIES[max(prefixes, key=len)] if prefixes else None
+
+
+def families() -> dict[str, tuple[Callable[[str], CriterionFn], Callable[[], list[str]]]]:
+    return _FAMILIES
 
 
 def registered() -> dict[str, CriterionFn]:

@@ -9,6 +9,7 @@ comparison, the data-free architecture table, and the benchmarks.
 """
 from __future__ import annotations
 
+from thinet.experiment._aggregate import RUNS_COLUMNS, reusable_runs, run_aggregate_job
 from thinet.experiment._arch_table import (
     FORMATS, RECIPES, Recipe, arch_layer_times, arch_table, build_recipe, run_arch_table_job,
 )
@@ -34,7 +35,7 @@ from thinet.experiment._data_job import run_prepare_data_job, run_selection_job,
 from thinet.experiment._eval_job import run_eval_job
 from thinet.experiment._grouped_job import run_grouped_job
 from thinet.experiment._jobs import (
-    device_label, job_args, load_model, load_spec, log, make_loader, resolve_device, save_model, start_job,
+    device_label, job_args, job_parser, load_model, load_spec, log, make_loader, resolve_device, save_model, start_job,
 )
 from thinet.experiment._metrics import aggregate_rows, base_row, write_rows
 from thinet.experiment._tracking import Tracker, init_tracking, read_sidecar, tracking_uri, write_sidecar
@@ -42,6 +43,7 @@ from thinet.experiment._pretrain_job import run_convergence_check, run_pretrain_
 from thinet.experiment._train_job import run_train_job
 
 __all__ = [
+    "RUNS_COLUMNS", "job_parser", "reusable_runs", "run_aggregate_job",
     "ConfigError", "FORMATS", "MODELS", "PAPER_MS", "Plan", "RECIPES", "REFIT_FACTORS", "REFIT_MODELS", "Recipe",
     "TARGET_RATIO", "TimingPlan",
     "Tracker", "aggregate_rows", "arch_layer_times", "arch_table", "base_row", "build_plan", "build_recipe",

@@ -56,16 +56,29 @@ def resolve_pair(model: nn.Module, layer: str, example_inputs: torch.Tensor) -> 
 def compare_layer(model: nn.Module, pair: LayerPair, selection_batches: Iterable[Any], eval_batches: Iterable[Any], *,
                   criteria: Sequence[str], keep_ratio: float, example_inputs: torch.Tensor, seed: int = 0,
                   samples_per_image: int = 10, device: torch.device | str | None = None,
-                  eval_max_images: int | None = None) -> list[dict[str, Any]]:
+                  eval_max_images: int | None = None, skip_refused: bool = False) -> list[dict[str, Any]]:
     """Rows `{criterion, keep_ratio, top1, top5, eval_images}`: the unpruned model, then each criterion.
 
-    `model` is left as it was: every criterion prunes a deep copy.
+    `model` is left as it was: every criterion prunes a deep copy. A criterion that cannot score the layer
+    (`thinet.criteria.layer_refusal`: no BatchNorm for `bn_scale`, ...) is an error naming it, before any
+    compute; with `skip_refused` (the criteria came from `all`) it is left out with a line on the log.
     """
+    from thinet.criteria import layer_refusal
     from thinet.runtime import evaluate
     from thinet.surgery import check_pair, prune_pair
 
     for name in criteria:
         get_criterion(name)  # unknown names fail here, before any compute
+    kept = []
+    for name in criteria:
+        reason = layer_refusal(name, model, pair, example_inputs)
+        if reason is None:
+            kept.append(name)
+        elif skip_refused:
+            log.info("compare-layer: criterion %r cannot score layer %r (%s); left out", name, pair.producer, reason)
+        else:
+            raise PruningError(f"criterion {name!r} cannot score layer {pair.producer!r}: {reason}")
+    criteria = kept
     CriterionContext(model, pair, selection_batches, keep_ratio=keep_ratio, seed=seed,
                      samples_per_image=samples_per_image, device=device)  # validates the settings
     check_pair(model, pair, example_inputs)
@@ -101,11 +114,11 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
                       criteria: Sequence[str] | None = None, criteria_modules: Sequence[str] = (),
                       config: str = "adhoc", batch_size: int = 64, image_size: int | None = None,
                       preprocessing: str = "torchvision",
-                      manifest: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+                      manifest: str | os.PathLike | None = None, skip_refused: bool = False) -> list[dict[str, Any]]:
     """Build model and data by name, run `compare_layer`, return rows with the compare_layer.csv columns.
 
-    `criteria` defaults to every registered criterion (after loading `criteria_modules`); `manifest`
-    is the data step's (its verified files are read, not the listing).
+    `criteria` defaults to every registered criterion that can score the layer (after loading
+    `criteria_modules`); `manifest` is the data step's (its verified files are read, not the listing).
     """
     from thinet.data import get_dataset, selection_subset
     from thinet.models import create_model, example_inputs
@@ -127,7 +140,8 @@ def run_compare_layer(*, model: str, dataset: str, checkpoint: str | os.PathLike
     rows = compare_layer(
         net, pair, DataLoader(subset, batch_size=batch_size), DataLoader(val, batch_size=256),
         criteria=names, keep_ratio=keep_ratio, example_inputs=example, seed=seed,
-        samples_per_image=samples_per_image, device=dev, eval_max_images=eval_max_images)
+        samples_per_image=samples_per_image, device=dev, eval_max_images=eval_max_images,
+        skip_refused=skip_refused or not criteria)
     fixed = {"config": config, "dataset": dataset, "model": model, "layer": pair.producer, "seed": seed}
     return [{column: {**fixed, **r}[column] for column in COMPARE_LAYER_COLUMNS} for r in rows]
 
@@ -215,5 +229,6 @@ def run_compare_layer_job(spec: dict[str, Any], model_file: str | os.PathLike, o
             samples_per_image=spec["selection"]["samples_per_image"], seed=cmp["seed"],
             eval_max_images=spec["data"]["final_eval_images"],
             device=None if spec["device"] == "auto" else spec["device"], criteria=cmp["criteria"],
-            criteria_modules=spec["criteria_modules"], config=spec["config"], manifest=spec["manifest"])
+            criteria_modules=spec["criteria_modules"], config=spec["config"], manifest=spec["manifest"],
+            skip_refused=cmp.get("all_criteria", False))
     log.info("%s", write_compare_outputs(rows, cmp["layer"], out_csv, out_md))

@@ -159,11 +159,19 @@ def _require(kind: str, value: str, key: str, allowed: list[str]) -> None:
 
 
 def criteria_of(value: str | list[str], key: str, allowed: list[str]) -> list[str]:
-    """Expand `criteria: all` to every registered criterion, and check listed names."""
+    """Expand `criteria: all` to every registered criterion, and check listed names (a name a criterion
+    family makes on demand, such as a Torch-Pruning importance `tp_<name>`, is made here)."""
+    from thinet.criteria import get_criterion
+
     if value == "all":
         return sorted(allowed)
     for i, name in enumerate(value):
-        _require("criterion", name, f"{key}[{i}]", allowed)
+        if name in allowed:
+            continue
+        try:
+            get_criterion(name)
+        except PruningError as err:
+            raise ConfigError(f"config key '{key}[{i}]': {err}") from None
     return list(value)
 
 
@@ -233,6 +241,10 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
             if var["kind"] == "chain":
                 _require("strategy", var["strategy"], f"{key}.strategy", known["strategy"])
                 criteria_of(var["criteria"], f"{key}.criteria", known["criterion"])
+    for key, path in (config.get("reuse") or {}).items():
+        if check_paths and not Path(path).is_file():
+            raise ConfigError(f"config key 'reuse.{key}': file {path!r} does not exist (a copy of the earlier run's "
+                              f"{'metrics.csv' if key == 'metrics' else 'runs.csv'})")
     cmp = config.get("compare_layer")
     if cmp:
         if ("base" in cmp) == ("run" in cmp):
@@ -258,6 +270,8 @@ class Plan:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)
     compare_layer: dict[str, Any] | None = None
+    # Criteria left out of a chain variant because they cannot score its layers (`_refusals.py`).
+    refused: list[Any] = field(default_factory=list)
 
     def of_kind(self, *kinds: str) -> list[str]:
         return [rid for rid, run in self.runs.items() if run["kind"] in kinds]
@@ -375,7 +389,7 @@ def _kept_scratch(config: Mapping[str, Any], key: str, kind: str, like: Mapping[
 
 
 def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any], criteria_known: list[str],
-                     runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+                     runs: dict[str, dict[str, Any]], refused: list[Any] | None = None) -> list[dict[str, Any]]:
     base_id = f"base-{spec['base']}"
     base = runs[base_id]
     local: dict[str, list[str]] = {"base": [base_id]}  # variant id -> its run ids
@@ -409,6 +423,12 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
                   "training": _training_settings(config)}
         if kind == "chain":
             crits = criteria_of(var["criteria"], f"{key}.criteria", criteria_known)
+            if refused is not None and source["id"] == base_id:
+                from thinet.experiment._refusals import refusals
+
+                out_of_plan = refusals(base, var["strategy"], var["keep_ratios"], crits, exp, vid)
+                refused.extend(out_of_plan)
+                crits = [c for c in crits if c not in {r.criterion for r in out_of_plan}]
             n = len(crits) * len(var["keep_ratios"]) * len(var.get("seeds", [0]))
             new = _chain_runs(exp, vid, var, common, crits, single_id=bool(var.get("id")) and n == 1)
         elif kind == "grouped":
@@ -448,7 +468,7 @@ def build_plan(config: Mapping[str, Any], *, criteria: list[str] | None = None) 
     plan = Plan(name=config["name"])
     plan.runs.update(_base_runs(config))
     for exp, spec in config["experiments"].items():
-        for run in _experiment_runs(config, exp, spec, criteria, plan.runs):
+        for run in _experiment_runs(config, exp, spec, criteria, plan.runs, plan.refused):
             if plan.runs.get(run["id"]) is not run:
                 raise ConfigError(f"config key 'experiments.{exp}': run id {run['id']!r} is produced twice; "
                                   f"rename an experiment or variant")
@@ -466,6 +486,8 @@ def build_plan(config: Mapping[str, Any], *, criteria: list[str] | None = None) 
         dataset = plan.runs[after]["dataset"]
         sel = selection_id(dataset, config["selection"]["per_class"], seed)
         plan.selections[sel] = {"dataset": dataset, "seed": seed, "per_class": config["selection"]["per_class"]}
+        # With `all`, a criterion that cannot score the compared layer is left out by the job (logged).
         plan.compare_layer = {**cmp, "seed": seed, "selection": sel, "after": after,
-                              "criteria": criteria_of(cmp.get("criteria", "all"), "compare_layer.criteria", criteria)}
+                              "criteria": criteria_of(cmp.get("criteria", "all"), "compare_layer.criteria", criteria),
+                              "all_criteria": cmp.get("criteria", "all") == "all"}
     return plan

@@ -57,9 +57,11 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(reader)
 
 
-def aggregate_rows(inputs: Iterable[str | os.PathLike], out: str | os.PathLike) -> int:
-    """Join the jobs' CSVs into the tidy table in a stable order; returns the number of rows."""
-    rows = [row for path in inputs for row in read_rows(path)]
+def aggregate_rows(inputs: Iterable[str | os.PathLike], out: str | os.PathLike,
+                   extra: Iterable[Mapping[str, Any]] = ()) -> int:
+    """Join the jobs' CSVs (and `extra` rows: those reused from an earlier run) into the tidy table in a
+    stable order; returns the number of rows."""
+    rows = [row for path in inputs for row in read_rows(path)] + [dict(row) for row in extra]
     rows.sort(key=lambda r: (_PHASE_ORDER[r["phase"]], r["experiment"], r["model"], r["variant"], r["seed"],
                              int(r["step"]), r["phase"] == "finetuned"))
     write_rows(rows, out)

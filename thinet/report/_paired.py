@@ -122,24 +122,62 @@ def paired_differences(outcomes: pd.DataFrame, references: Mapping[str, str],
                 n = len(diffs)
                 mean = float(diffs.mean()) if n else math.nan
                 sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
-                family.append({**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
-                               "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
-                               "diff_mean": mean, "diff_sd": sd,
-                               **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)})
+                row = {**dict(zip([*GROUP_KEYS, "outcome"], keys)), "criterion": criterion, "n_pairs": n,
+                       "unpaired_seeds": len(values.index.symmetric_difference(reference.index)),
+                       "diff_mean": mean, "diff_sd": sd,
+                       **decide(mean, sd / math.sqrt(n) if n > 1 else math.nan, n - 1, n, settings)}
+                same = _same_constant(values[common], reference[common])
+                if same is not None:  # no spread on either side: nothing to test, and no place in the family
+                    row.update(p_diff=math.nan, p_equiv=math.nan,
+                               constant=constant_words(same, keys[GROUP_KEYS.index("dataset")]))
+                family.append(row)
             rows += _decide_family(family, settings, word)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
+def _same_constant(values: pd.Series, reference: pd.Series) -> float | None:
+    """The one value both arms take on every common seed, when they do (two or more seeds), else None."""
+    both = pd.concat([values, reference]).to_numpy(dtype=float)
+    if len(values) < 2 or both.size == 0 or not bool((both == both[0]).all()):
+        return None
+    return float(both[0])
+
+
+def constant_words(value: float, dataset: str) -> str:
+    """The word for two arms that take one and the same value on every seed: no test can be made. At the
+    dataset's chance level (100 / classes, for a dataset with a fixed label set) both arms are at chance.
+
+    >>> constant_words(10.0, "fashion_mnist"), constant_words(55.0, "fashion_mnist")
+    ('both at chance (10.00 %): no test', 'both 55.00 % on every seed: no test')
+    """
+    classes = _fixed_classes(dataset)
+    if classes and abs(value - 100.0 / classes) < 0.005:
+        return f"both at chance ({value:.2f} %): no test"
+    return f"both {value:.2f} % on every seed: no test"
+
+
+def _fixed_classes(dataset: str) -> int | None:
+    from thinet.data import get_entry
+
+    try:
+        return get_entry(dataset).fixed_classes
+    except ValueError:  # a dataset of a plugin no longer installed: no chance level known
+        return None
+
+
 def _decide_family(rows: list[dict], settings: StatsSettings, reference: str = "ThiNet") -> list[dict]:
-    """The family's p values adjusted together, and each row's verdict words before and after."""
+    """The family's p values adjusted together, and each row's verdict words before and after. Two arms
+    with no spread at one and the same value (`constant`) get no test and no word of difference or
+    equivalence: they say so (`constant_words`) and do not count in the family."""
     p_diff = adjust([r["p_diff"] for r in rows], settings.correction)
     p_equiv = adjust([r["p_equiv"] for r in rows], settings.correction)
     size = sum(not math.isnan(r["p_diff"]) for r in rows)
     for row, pd_adj, pe_adj in zip(rows, p_diff, p_equiv):
         words = {"mean": row["diff_mean"], "n": row["n_pairs"], "settings": settings, "reference": reference}
+        constant = row.pop("constant", None)
         row.update(family_size=size, p_diff_adj=pd_adj, p_equiv_adj=pe_adj,
-                   verdict_unadjusted=verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"], **words),
-                   verdict=verdict_word(p_diff=pd_adj, p_equiv=pe_adj, **words))
+                   verdict_unadjusted=constant or verdict_word(p_diff=row["p_diff"], p_equiv=row["p_equiv"], **words),
+                   verdict=constant or verdict_word(p_diff=pd_adj, p_equiv=pe_adj, **words))
     return rows
 
 

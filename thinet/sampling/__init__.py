@@ -18,9 +18,10 @@ from __future__ import annotations
 from thinet.sampling._budget import MIN_SAMPLES_PER_IMAGE, SAMPLES_PER_CHANNEL, samples_per_image_for
 from thinet.sampling._capture import first_images, iter_batches
 from thinet.sampling._collect import collect_gram, collect_samples
-from thinet.sampling._consumers import Consumer, make_consumer, register_consumer
+from thinet.sampling._consumers import MAX_COV_ELEMENTS, Consumer, gram_from_cov, make_consumer, register_consumer
 from thinet.sampling._paired import collect_paired_samples
+from thinet.sampling._patches import collect_patches
 
-__all__ = ["MIN_SAMPLES_PER_IMAGE", "SAMPLES_PER_CHANNEL", "Consumer", "collect_gram", "collect_paired_samples",
-           "collect_samples", "first_images", "iter_batches", "make_consumer", "register_consumer",
+__all__ = ["MAX_COV_ELEMENTS", "gram_from_cov", "MIN_SAMPLES_PER_IMAGE", "SAMPLES_PER_CHANNEL", "Consumer", "collect_gram", "collect_paired_samples",
+           "collect_patches", "collect_samples", "first_images", "iter_batches", "make_consumer", "register_consumer",
            "samples_per_image_for"]

@@ -45,6 +45,11 @@ class Consumer:
     def samples(self, x: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def patches(self, x: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+        """The inputs the consumer reads at the positions `draw` gave (N×L×C×taps), the filter ignored:
+        Σ_{c,k} W[d,c,k]·patches[n,l,c,k] is filter d's output minus its bias there (Channel Pruning's X)."""
+        raise NotImplementedError
+
     def check_streaming(self) -> None:
         """Raise PruningError, before any forward pass, if `accumulate` cannot run for this layer."""
 
@@ -174,6 +179,27 @@ class ConvConsumer(Consumer):
         windows = padded[images, :, win_rows.unsqueeze(-1), win_cols.unsqueeze(-2)]  # N×L×Kh×Kw×C
         return torch.einsum("nlhwc,nlchw->nlc", windows, weight[filters])  # weight[filters]: N×L×C×Kh×Kw
 
+    def patches(self, x: torch.Tensor, filters: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The input window of output position (`rows`, `cols`)[n,l] as N×L×C×(Kh·Kw), taps in the
+        weight's (kh, kw) order and the padding Conv2d applies; `filters` is ignored (every filter reads
+        the same window). Needs groups == 1."""
+        if self.groups != 1:
+            raise PruningError(f"consumer {self.name!r} has groups={self.groups}; patches need groups=1")
+        padded = self._padded(x)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.conv.stride, self.conv.dilation
+        dev = padded.device
+        rows, cols = rows.to(dev), cols.to(dev)
+        out = padded.new_empty(x.shape[0], rows.shape[1], self.num_channels, self.taps)
+        images = torch.arange(padded.shape[0], device=dev).view(-1, 1, 1, 1)
+        step = _rows_per_chunk(x.shape[0] * self.taps * self.num_channels)
+        for l0 in range(0, rows.shape[1], step):
+            win_rows = (rows[:, l0:l0 + step] * sh).unsqueeze(-1) + torch.arange(kh, device=dev) * dh  # N×l×Kh
+            win_cols = (cols[:, l0:l0 + step] * sw).unsqueeze(-1) + torch.arange(kw, device=dev) * dw  # N×l×Kw
+            windows = padded[images, :, win_rows.unsqueeze(-1), win_cols.unsqueeze(-2)]  # N×l×Kh×Kw×C
+            out[:, l0:l0 + step] = windows.permute(0, 1, 4, 2, 3).reshape(x.shape[0], -1, self.num_channels,
+                                                                           self.taps)
+        return out
+
     def check_streaming(self) -> None:
         if self.groups != 1:
             raise PruningError(f"consumer {self.name!r} has groups={self.groups}; streaming Gram needs groups=1")
@@ -232,6 +258,12 @@ class LinearConsumer(Consumer):
             w = weight[neurons[n0:n0 + step]].view(-1, per_image, c, s)
             out[n0:n0 + step] = (w * feats[n0:n0 + step].view(-1, 1, c, s)).sum(-1)
         return out
+
+    def patches(self, x: torch.Tensor, neurons: torch.Tensor) -> torch.Tensor:
+        """The input as N×L×C×S (channel c reads columns c·S … c·S+S−1): the image's one "position",
+        repeated for each of its L draws; `neurons` is ignored (every neuron reads the whole input)."""
+        feats = self._features(x)
+        return feats.view(feats.shape[0], 1, self.num_channels, self.taps).expand(-1, neurons.shape[1], -1, -1)
 
     def _cov_fits(self) -> bool:
         return self.linear.in_features ** 2 <= MAX_COV_ELEMENTS

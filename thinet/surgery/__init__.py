@@ -27,6 +27,7 @@ from thinet.surgery._graph import (
            build_graph,
            coupling_of,
            is_prunable_layer,
+           out_pruning_fn,
            pruning_group,
            reused_layers,
 )
@@ -44,5 +45,5 @@ from thinet.surgery._verify import VERIFY_RTOL, CutNotExact, input_masks, masked
 
 __all__ = ["UNIT_TIME_LIMIT_S", "VERIFY_RTOL", "ChannelUnit", "Coupling", "CutNotExact", "UnitRefused", "build_graph",
            "check_pair", "check_unit_selection", "consumer_columns", "coupling_error", "coupling_of", "find_unit",
-           "input_masks", "is_prunable_layer", "is_unit_root", "masked", "prune_pair", "prune_unit", "pruning_group",
+           "input_masks", "is_prunable_layer", "is_unit_root", "masked", "out_pruning_fn", "prune_pair", "prune_unit", "pruning_group",
            "refit_after_cut", "reused_layers", "verify_cut"]

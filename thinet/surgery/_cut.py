@@ -40,11 +40,25 @@ def _scale_consumer_inputs(producer: nn.Module, consumer: nn.Module, selection: 
     consumer.weight.mul_(factor.view(shape))
 
 
+@torch.no_grad()
+def write_consumer_refit(producer: nn.Module, consumer: nn.Module, selection: Selection) -> None:
+    """Put a criterion's refit consumer weight on the kept input columns and its bias in place (Channel
+    Pruning's least squares; `Selection.consumer_weight`). The removed columns stay for the cut to drop."""
+    if selection.consumer_weight is not None:
+        kept = torch.zeros(out_channels_of(producer), dtype=torch.bool)
+        kept[selection.keep] = True
+        columns = torch.tensor([column for column, channel in consumer_columns(producer, consumer) if kept[channel]])
+        consumer.weight[:, columns.to(consumer.weight.device)] = selection.consumer_weight.to(consumer.weight)
+    if selection.consumer_bias is not None:
+        consumer.bias.copy_(selection.consumer_bias.to(consumer.bias))
+
+
 def prune_pair(model: nn.Module, pair: LayerPair, selection: Selection, *, example_inputs: Any,
                graph: tp.DependencyGraph | None = None) -> nn.Module:
     """Remove `selection.removed` filters of `pair.producer` and the matching consumer inputs, in place.
 
-    First the consumer's kept input channels are multiplied by `selection.scale`;
+    First a criterion's refit consumer weight and bias (`selection.consumer_weight`, Channel
+    Pruning's) are written in, then the consumer's kept input channels are multiplied by `selection.scale`;
     then the producer's filters and bias, the BatchNorm channels after it
     (weight, bias, running stats) and the consumer's input channels are removed.
     Everything is validated before the model is touched. `graph` (from
@@ -65,6 +79,7 @@ def prune_pair(model: nn.Module, pair: LayerPair, selection: Selection, *, examp
     if graph is None:
         graph = build_graph(model, example_inputs)
     check_pair(model, pair, example_inputs, graph=graph)
+    write_consumer_refit(producer, consumer, selection)
     _scale_consumer_inputs(producer, consumer, selection)
     removed = selection.removed.tolist()
     if removed:

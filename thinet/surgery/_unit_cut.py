@@ -33,6 +33,9 @@ def check_unit_selection(unit: ChannelUnit, selection: Selection) -> None:
     """PruningError naming the producer unless `selection` is a valid choice for `unit`."""
     where = f"selection for producer {unit.producer!r} ({unit.num_channels} channels)"
     check_selection(selection.keep, unit.num_channels, where, removed=selection.removed, scale=selection.scale)
+    if selection.consumer_weight is not None or selection.consumer_bias is not None:
+        raise PruningError(f"{where}: a refit consumer weight (Selection.consumer_weight) applies to a plain "
+                           f"producer/consumer pair only, not to the channel unit {unit.describe()}")
     counts = torch.bincount(selection.keep // (unit.num_channels // unit.groups), minlength=unit.groups)
     if unit.groups > 1 and bool((counts != counts[0]).any()):
         raise PruningError(f"{where}: keeps {counts.tolist()} channels in its {unit.groups} groups; a grouped "

@@ -2,7 +2,8 @@
 
 The masked reference is the unpruned model with the input of each layer whose inputs were cut
 multiplied by mask·ŵ (zero for a removed channel, the consumer's scale for a kept one; ones for a
-squeeze-and-excitation reduce conv). When the analysis was right, removing the channels and
+squeeze-and-excitation reduce conv), and, where a criterion refits the consumer itself (Channel
+Pruning's least squares, `Selection.consumer_weight`), the consumer carrying that refit. When the analysis was right, removing the channels and
 masking them are the same function, so every layer's output agrees to rounding; when an operation between producer and consumer
 mixes channels, they part. One forward pass of each on a few images decides: the model outputs
 are compared, and each leaf module's output through a per-channel fingerprint (its sums), which
@@ -92,8 +93,30 @@ def masked(model: nn.Module, cut: ChannelUnit | LayerPair, selection: Selection)
     ...     same is net
     True
     """
-    with _masked(model, input_masks(cut, selection)):
+    with _refit_written(model, cut, selection), _masked(model, input_masks(cut, selection)):
         yield model
+
+
+@contextmanager
+def _refit_written(model: nn.Module, cut: ChannelUnit | LayerPair, selection: Selection) -> Iterator[None]:
+    """While the context lasts, the consumer carries the criterion's refit weight and bias on its kept
+    columns (`Selection.consumer_weight`, Channel Pruning's), as the pruned model does; then its own again."""
+    if selection.consumer_weight is None and selection.consumer_bias is None:
+        yield
+        return
+    from thinet.surgery._cut import write_consumer_refit
+
+    if not isinstance(cut, LayerPair):
+        raise PruningError(f"a refit consumer weight applies to a plain pair, not to the unit {cut.describe()}")
+    producer, consumer = find_layer(model, cut.producer, "producer"), find_layer(model, cut.consumer, "consumer")
+    saved = {name: p.detach().clone() for name, p in consumer.named_parameters(recurse=False)}
+    write_consumer_refit(producer, consumer, selection)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                getattr(consumer, name).copy_(value)
 
 
 def _masking_hook(layer: nn.Module, factor: torch.Tensor):
@@ -242,7 +265,7 @@ def verify_cut(model: nn.Module, reference: nn.Module, cut: ChannelUnit | LayerP
     except Exception as err:  # noqa: BLE001 - a pruned model that cannot run is the clearest failure
         layer = pruned_rec.running[-1] if pruned_rec.running else "?"
         fail(f"leaves a model whose forward pass fails in layer {layer!r} ({type(err).__name__}: {err})")
-    with _masked(reference, masks):
+    with _refit_written(reference, cut, selection), _masked(reference, masks):
         want = _run(reference, images, reference_rec)
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
         fail("changes the model's output shape")

@@ -3,13 +3,25 @@ import json
 import re
 import sys
 
-from thinet.experiment import build_plan, check_config, models_dir
+from thinet.experiment import build_plan, check_config, models_dir, reusable_runs
 
 try:
     check_config(config)
     PLAN = build_plan(config)
 except (ValueError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid config: {err}") from None
+# A criterion that cannot score a chain's layers (bn_scale without BatchNorm) is left out of the plan.
+for _refusal in PLAN.refused:
+    print(f"thinet: {_refusal.line()}", file=sys.stderr)
+# Runs of an earlier complete run with the same settings: their rows are reused, they are not scheduled.
+REUSE = config.get("reuse")
+try:
+    REUSED = set(reusable_runs(PLAN.runs, PLAN.evaluated, REUSE["runs"])) if REUSE else set()
+except (ValueError, OSError) as err:
+    raise WorkflowError(f"invalid config: config key 'reuse.runs': {err}") from None
+if REUSE:
+    print(f"thinet: reusing the rows of {len(REUSED)} of {len(PLAN.evaluated)} runs from {REUSE['metrics']}",
+          file=sys.stderr)
 
 NAME = PLAN.name
 RESULTS = f"results/{NAME}"

@@ -44,13 +44,19 @@ def _report_inputs(kind):
     return {source: f"{REPORT_RESULTS}/{file}" for source, file in report_inputs(REPORT_PLAN[kind]).items()}
 
 
+def _refused():
+    """The criteria the plan left out (common.smk's PLAN.refused); none where this file runs alone (tests)."""
+    plan = globals().get("PLAN")
+    return [[r.experiment, r.criterion, r.layer, r.reason] for r in getattr(plan, "refused", [])]
+
+
 def _report_args(kind):
     """The arguments of report_outputs.py for the planned outputs of `kind` ('tables' or 'figures')."""
     args = ["--what", kind, "--config", REPORT_NAME, "--out-dir", f"{REPORT_RESULTS}/{kind}",
             "--names", *REPORT_PLAN[kind], "--transfer", *sorted(transfer_experiments(config)),
             "--timing-batch-size", str((config.get("data") or {}).get("timing_batch_size", 32)),
             "--statistics", json.dumps(config.get("statistics") or {}, sort_keys=True),
-            "--budgets", json.dumps(finetune_budgets(config))]
+            "--budgets", json.dumps(finetune_budgets(config)), "--refused", json.dumps(_refused())]
     for source, path in _report_inputs(kind).items():
         args += [f"--{source.replace('_', '-')}", path]
     return shlex.join(args)

@@ -38,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the config's `statistics` as JSON (level, equivalence_margin, correction)")
     parser.add_argument("--budgets", type=json.loads, default={},
                         help="JSON {experiment: fine-tuning budget in words}, in config order")
+    parser.add_argument("--refused", type=json.loads, default=[],
+                        help="JSON [[experiment, criterion, layer, reason], ...]: criteria the plan left out")
     args = parser.parse_args(argv)
     files = {source: getattr(args, source) for source in SOURCE_FILES if getattr(args, source)}
     transfer = None if args.transfer is None else frozenset(args.transfer)
     try:
         context = ReportContext(args.config, transfer, args.timing_batch_size,
-                                StatsSettings.from_config(args.statistics), args.budgets)
+                                StatsSettings.from_config(args.statistics), args.budgets,
+                                tuple(tuple(r) for r in args.refused))
         written = WRITERS[args.what](args.names, files, args.out_dir, context)
     except (ValueError, FileNotFoundError) as err:
         print(f"report_outputs: error: {err}", file=sys.stderr)

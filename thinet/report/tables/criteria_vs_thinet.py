@@ -134,9 +134,14 @@ def criteria_vs_thinet(metrics: pd.DataFrame, ctx: ReportContext) -> Table:
          f"of |Δ| ≥ {settings.margin:g} pp reject (the {equivalence_level} % CI lies inside the margin); else "
          "'undecided'."),
         (f"Multiplicity: {correction}" + ("" if correction == "none" else
-         " within each family (one fine-tuning budget, rate and outcome: the criteria compared with ThiNet there); "
-         "p columns show unadjusted → adjusted, and the last verdict column uses the adjusted p values.")),
+         " within each family (one fine-tuning budget, rate and outcome: the criteria compared with ThiNet there), "
+         "separately over its difference tests and over its equivalence tests, so the chance of any false word in "
+         "a family can reach 2α (each criterion has at most one true null hypothesis of the two, and each Holm run "
+         "holds α); p columns show unadjusted → adjusted, and the last verdict column uses the adjusted p values. "
+         "Two arms with one and the same value on every seed (no spread: both at chance, say) get no test and do "
+         "not count in the family.")),
         NOTE_RANK,
+        *ctx.refused_in(list(dict.fromkeys(summary["experiment"]))),
     ]
     title = f"Criteria against ThiNet, paired by seed, {setting_text(summary, ctx.config)}"
     return Table(name="criteria_vs_thinet", title=title, data=summary, display=display, notes=notes)

@@ -38,8 +38,10 @@ def claim_status(verdict: str) -> str:
 
     >>> claim_status("worse than ThiNet"), claim_status("equivalent to ThiNet within ±0.3 pp")
     ('holds here', 'does not hold here')
+    >>> claim_status("both at chance (10.00 %): no test")  # the same value on every seed: no lead
+    'does not hold here'
     """
-    if verdict.startswith("equivalent"):
+    if verdict.startswith(("equivalent", "both ")):
         return "does not hold here"
     return _STATUS.get(verdict, "undecided")
 
