@@ -14,6 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
+@pytest.fixture(autouse=True)
+def restore_registry():
+    """Criteria a test registers (on-demand `tp_*` names, test criteria) are unregistered after it, so that a
+    plan built by a later test sees the same `criteria: all` as a fresh process."""
+    from thinet.criteria import available_criteria
+    from thinet.criteria._registry import registered
+
+    available_criteria()  # the baselines load once, before the snapshot
+    saved = dict(registered())
+    yield
+    registered().clear()
+    registered().update(saved)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module's tests: on tiny convolutions thread start-up costs more than it saves

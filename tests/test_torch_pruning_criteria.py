@@ -59,16 +59,7 @@ def factory(model: nn.Module, pair: LayerPair, data=None):
     return lambda r, seed: CriterionContext(model, pair, data, keep_ratio=r, seed=seed)
 
 
-@pytest.fixture
-def restore_registry():
-    """On-demand criteria made by a test are unregistered after it."""
-    saved = dict(registered())
-    yield
-    registered().clear()
-    registered().update(saved)
-
-
-def test_default_names_are_registered_and_the_others_on_demand(restore_registry) -> None:
+def test_default_names_are_registered_and_the_others_on_demand() -> None:
     assert {n for n in available_criteria() if n.startswith("tp_")} == DEFAULTS
     assert ON_DEMAND <= set(on_demand_criteria())
     assert set(tpc.known_names()) == DEFAULTS | ON_DEMAND
@@ -85,7 +76,7 @@ def test_default_criteria_conform(name: str) -> None:
             check_criterion(name, factory(model, pair), keep_ratios=(0.5, 0.01))
 
 
-def test_on_demand_criteria_conform(restore_registry) -> None:
+def test_on_demand_criteria_conform() -> None:
     model = vgg_like(bias=False)  # OBDC in Torch-Pruning 1.6.1 scores bias-free layers only
     for name in sorted(ON_DEMAND):
         check_criterion(name, factory(model, CONV_PAIR), keep_ratios=(0.5,))
@@ -111,7 +102,7 @@ def test_bn_scale_refuses_a_producer_without_batchnorm_naming_it() -> None:
         run_criterion("tp_bn_scale", factory(model, CONV_PAIR)(0.5, 0))
 
 
-def test_obdc_refuses_a_producer_with_a_bias_naming_it(restore_registry) -> None:
+def test_obdc_refuses_a_producer_with_a_bias_naming_it() -> None:
     assert "bias" in layer_refusal("tp_obdc", vgg_like(), CONV_PAIR, torch.zeros(2, 3, 8, 8))
     with pytest.raises(PruningError, match=r"criterion 'tp_obdc' cannot score layer '4': it has a bias"):
         run_criterion("tp_obdc", factory(vgg_like(), CONV_PAIR)(0.5, 0))
@@ -192,7 +183,7 @@ def test_hessian_averages_every_images_squared_gradient() -> None:
     assert torch.allclose(scores, (by_hand / by_hand.mean()).double(), rtol=1e-4)
 
 
-def test_the_model_is_left_as_found(restore_registry) -> None:
+def test_the_model_is_left_as_found() -> None:
     """Gradients present before are put back, frozen parameters stay frozen, no hook or attribute is left."""
     model = vgg_like(bias=False)
     for p in model.parameters():
