@@ -11,6 +11,8 @@ Expected (read from the results folder, no number typed here):
   * each `pruned`/`finetuned` row: its step run holds `<phase>_<column>` likewise; a fine-tuned step's run
     holds its fine-tuning curve (`train_loss`);
   * each run that trained (its spec has a `train` schedule and is not `kept`) holds `train_loss`.
+A run created while the server was away is named in the results by its placeholder (`offline-...`);
+after `thinet mlflow-sync` the placeholder is read as the run it was replayed into (offline_run_ids).
 Exits 1 listing every problem.
 """
 from __future__ import annotations
@@ -26,8 +28,10 @@ NUMBERS = ("top1", "top5", "loss", "params", "params_with_biases", "flops", "for
 
 
 def check(results: Path, experiment: str) -> tuple[list[str], dict[str, int]]:
-    import thinet.experiment  # noqa: F401  (first: it turns MLflow's telemetry off, see _tracking.py)
+    from thinet.experiment import offline_run_ids  # first: it turns MLflow's telemetry off, see _tracking.py
     from mlflow.tracking import MlflowClient
+
+    replayed = offline_run_ids(results)  # placeholder -> run id, for runs created while the server was away
 
     client = MlflowClient()  # MLFLOW_TRACKING_URI
     found = client.get_experiment_by_name(experiment)
@@ -36,8 +40,10 @@ def check(results: Path, experiment: str) -> tuple[list[str], dict[str, int]]:
     runs = {r.info.run_id: r for r in client.search_runs([found.experiment_id], max_results=5000)}
     problems: list[str] = []
 
-    sidecars = {json.loads(p.read_text())["run"]: json.loads(p.read_text())["mlflow_run_id"]
-                for p in sorted(results.glob("*/*/run.json"))}
+    sidecars = {}
+    for path in sorted(results.glob("*/*/run.json")):
+        sidecar = json.loads(path.read_text())
+        sidecars[sidecar["run"]] = replayed.get(sidecar["mlflow_run_id"], sidecar["mlflow_run_id"])
     tops = set(sidecars.values())
     children = {rid for rid, r in runs.items() if r.data.tags.get("mlflow.parentRunId") in tops}
     for name, rid in sorted(sidecars.items()):
@@ -53,6 +59,7 @@ def check(results: Path, experiment: str) -> tuple[list[str], dict[str, int]]:
     checked = 0
     for row in rows:
         rid, phase, what = row["mlflow_run_id"], row["phase"], f"metrics.csv row {row['variant']!r} {row['phase']}"
+        rid = replayed.get(rid, rid)
         run = runs.get(rid)
         if run is None:
             problems.append(f"{what} (step {row['step']}): its run {rid!r} is not in the store")
@@ -77,7 +84,8 @@ def check(results: Path, experiment: str) -> tuple[list[str], dict[str, int]]:
             if rid in runs and "train_loss" not in runs[rid].data.metrics:
                 problems.append(f"{run['id']}: trained, but its run holds no train_loss curve")
     return problems, {"runs": len(runs), "top-level runs": len(tops), "step runs": len(children),
-                      "metrics.csv rows": len(rows), "metric values compared": checked}
+                      "runs replayed from offline queues": len(replayed), "metrics.csv rows": len(rows),
+                      "metric values compared": checked}
 
 
 def main() -> int:

@@ -97,7 +97,7 @@ class Grouped(nn.Module):
 
 
 def test_the_refit_bench_measures_the_real_cut_and_thinet_nols_channels():
-    from thinet.experiment._bench_refit import _consumer_outputs, measure_unit
+    from thinet.bench._refit import _consumer_outputs, measure_unit
 
     model = Grouped().eval()
     example = torch.zeros(2, 3, 8, 8)

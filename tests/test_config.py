@@ -255,3 +255,13 @@ def test_path_keys_that_would_leave_their_folder_are_refused(default_raw, load_r
     raw[key] = value
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         load_raw(raw)
+
+
+def test_a_grouping_no_conv_of_the_chain_allows_is_refused_by_the_config_check(smoke_raw, load_raw):
+    # The same rule as `thinet prune --gcos-groups`: refused before any job, not after the source chain ran.
+    raw = copy.deepcopy(smoke_raw)
+    grouped = next(v for v in raw["experiments"]["vgg_grouped"]["variants"] if v["kind"] == "grouped")
+    grouped["groups"] = [2, 3]
+    with pytest.raises(ConfigError, match=r"vgg_grouped.variants\[\d\]\.groups\[1\].*no conv of \w+ can be grouped "
+                                          r"into 3 groups.*features\.2.*refused before any job runs"):
+        load_raw(raw)

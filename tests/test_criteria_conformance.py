@@ -19,7 +19,8 @@ from thinet.criteria import (
 from thinet.criteria._registry import registered  # the raw table, to restore it after a test
 from thinet.types import LayerPair, PruneStep, PruningError, Selection, num_kept
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# The guide to adding a criterion (its python example is tested below).
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "add-a-criterion.md"
 
 
 def tiny_vgg() -> nn.Module:
@@ -274,17 +275,17 @@ def test_broken_entry_point_is_named(tmp_path: Path, monkeypatch, clean_registry
         available_criteria()
 
 
-def _readme_example() -> str:
-    text = README.read_text()
+def _guide_example() -> str:
+    text = GUIDE.read_text()
     section = text[text.index("<!-- criterion:start -->"):text.index("<!-- criterion:end -->")]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1, "the README's criterion section should hold exactly one python example"
+    assert len(blocks) == 1, "docs/add-a-criterion.md should hold exactly one python example"
     return blocks[0]
 
 
-def test_readme_example_registers_and_conforms(tmp_path: Path, clean_registry) -> None:
-    path = tmp_path / "readme_example.py"
-    path.write_text(textwrap.dedent(_readme_example()))
+def test_guide_example_registers_and_conforms(tmp_path: Path, clean_registry) -> None:
+    path = tmp_path / "guide_example.py"
+    path.write_text(textwrap.dedent(_guide_example()))
     added = load_criterion_modules([str(path)])
     assert added == ["l2_norm"]
     for case in CASES:

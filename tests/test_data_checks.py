@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from thinet.data import get_dataset, make_fixture
-from thinet.experiment import run_compare_layer_job, run_prepare_data_job, run_pretrain_job
+from job_specs import base_run, compare_spec, job_spec
+from thinet.experiment import DatasetSpec, JobSpec, run_compare_layer_job, run_prepare_data_job, run_pretrain_job
 from thinet.models import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,12 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
 
 
-def _dataset(root: Path, **settings) -> dict:
+def _entry(root: Path, **settings) -> dict:
     return {"name": "indoor67", "root": str(root), "image_size": SIDE, **settings}
+
+
+def _dataset(root: Path, **settings) -> DatasetSpec:
+    return DatasetSpec.from_dict(_entry(root, **settings))
 
 
 def test_missing_files_of_both_splits_are_listed_at_once_with_the_unreadable_ones(indoor, tmp_path):
@@ -105,12 +110,10 @@ def test_a_same_size_change_after_the_check_is_found_before_any_read_with_checks
     assert len(get_dataset("indoor67", "val", root=root, manifest=summed)) == 8  # the other split is intact
 
 
-def _compare_spec(root: Path, manifest: Path | None, **settings) -> dict:
-    spec = {"config": "t", "model": "vgg16_small", "dataset": _dataset(root, **settings),
-            "compare_layer": {"layer": "conv1_1", "keep_ratio": 0.5, "seed": 0, "criteria": ["thinet", "random"]},
-            "data": {"preprocessing": "torchvision", "final_eval_images": None},
-            "selection": {"per_class": 2, "samples_per_image": 2}, "device": "cpu", "criteria_modules": []}
-    return {**spec, "manifest": str(manifest)} if manifest else spec
+def _compare_spec(root: Path, manifest: Path | None, **settings):
+    return compare_spec(_entry(root, **settings),
+                        {"layer": "conv1_1", "keep_ratio": 0.5, "seed": 0, "criteria": ["thinet", "random"]},
+                        manifest=str(manifest) if manifest else None)
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +149,12 @@ def test_compare_layer_without_a_manifest_checks_the_data_the_same_way(indoor, t
     assert sorted(p.name for p in out.iterdir()) == ["c.csv", "c.md"]  # its own check removed when done
 
 
-def _pretrain_spec(root: Path, manifest: Path, **settings) -> dict:
-    run = {"id": "base-vgg", "kind": "base", "base": "vgg", "model": "vgg16_small", "dataset": "indoor67",
-           "model_args": {"in_chans": 3, "width_mult": 0.0625, "input_size": SIDE}, "seed": 0,
-           "pretrain": {"iterations": 1, "lr": 0.01}, "training": {"batch_size": 4, "optimizer": {}},
-           "pretrained": False, "gap": False}
-    data = {"batch_size": 4, "eval_batch_size": 8, "num_workers": 0, "train_images": None,
-            "preprocessing": "torchvision"}
-    return {"run": run, "dataset": _dataset(root, **settings), "data": data, "device": "cpu", "amp": False,
-            "manifest": str(manifest)}
+def _pretrain_spec(root: Path, manifest: Path, **settings) -> JobSpec:
+    run = base_run(dataset="indoor67", model_args={"in_chans": 3, "width_mult": 0.0625, "input_size": SIDE},
+                   pretrain={"iterations": 1, "lr": 0.01})
+    run["training"]["batch_size"] = 4
+    return JobSpec.from_dict(job_spec(run, _entry(root, **settings), data={"batch_size": 4, "eval_batch_size": 8},
+                                      manifest=str(manifest)))
 
 
 def test_a_pretrain_job_before_the_data_step_checks_the_data_itself(indoor, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from thinet.data import get_dataset, make_fixture
-from thinet.experiment import run_prepare_data_job, unreadable_count
+from thinet.experiment import DatasetSpec, run_prepare_data_job, unreadable_count
 
 
 def _tree(tmp_path: Path) -> tuple[Path, list[str]]:
@@ -29,7 +29,7 @@ def _tree(tmp_path: Path) -> tuple[Path, list[str]]:
 def test_unreadable_files_fail_the_data_step_listing_each_with_its_index_line(tmp_path):
     root, _ = _tree(tmp_path)
     with pytest.raises(ValueError) as caught:
-        run_prepare_data_job({"name": "indoor67", "root": str(root)}, tmp_path / "manifest.json")
+        run_prepare_data_job(DatasetSpec("indoor67", str(root)), tmp_path / "manifest.json")
     message = str(caught.value)
     assert "3 unreadable image(s)" in message and "skip_unreadable_images" in message
     for line, reason in ((2, "truncated"), (3, "empty"), (4, "cannot identify image file")):
@@ -41,12 +41,11 @@ def test_unreadable_files_fail_the_data_step_listing_each_with_its_index_line(tm
 def test_skipped_files_are_listed_counted_and_left_out_of_later_jobs(tmp_path):
     root, listed = _tree(tmp_path)
     manifest = tmp_path / "manifest.json"
-    run_prepare_data_job({"name": "indoor67", "root": str(root), "skip_unreadable_images": True}, manifest)
+    run_prepare_data_job(DatasetSpec("indoor67", str(root), skip_unreadable_images=True), manifest)
     saved = json.loads(manifest.read_text())
     assert [b["listed_at"].rsplit(":", 1)[1] for b in saved["unreadable"]] == ["2", "3", "4"]
     assert saved["train"]["images"] == len(listed) - 3 and saved["val"]["images"] == 8
-    spec = {"dataset": {"name": "indoor67", "root": str(root)}, "manifest": str(manifest)}
-    assert unreadable_count(spec) == 3
+    assert unreadable_count(manifest) == 3
     (root / "TrainImages.txt").unlink()  # later jobs read the manifest, never the listing
     train = get_dataset("indoor67", "train", root=root, manifest=manifest)
     assert len(train) == len(listed) - 3
@@ -61,7 +60,7 @@ def test_skipped_files_are_listed_counted_and_left_out_of_later_jobs(tmp_path):
 def test_array_datasets_need_no_file_manifest(tmp_path):
     root = make_fixture("fashion_mnist", tmp_path / "fm", per_class=2)
     manifest = tmp_path / "m.json"
-    run_prepare_data_job({"name": "fashion_mnist", "root": str(root)}, manifest)
+    run_prepare_data_job(DatasetSpec("fashion_mnist", str(root)), manifest)
     saved = json.loads(manifest.read_text())
     assert saved["verified"] == {} and saved["unreadable"] == []
     assert len(get_dataset("fashion_mnist", "val", root=root, manifest=manifest)) == saved["val"]["images"]

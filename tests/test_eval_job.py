@@ -6,22 +6,21 @@ import csv
 import pytest
 import torch
 
+from job_specs import job_spec, original_run
+from thinet.experiment import JobSpec
 from thinet.experiment._eval_job import run_eval_job
 from thinet.experiment._jobs import save_model
 from thinet.models import create_model
 
 
 @pytest.fixture
-def spec(tmp_path) -> dict:
+def spec(tmp_path) -> JobSpec:
     from thinet.data import make_fixture
 
     root = make_fixture("fashion_mnist", tmp_path / "fmnist", per_class=2, seed=0)
-    run = {"id": "exp-original", "kind": "original", "experiment": "exp", "dataset": "fashion_mnist",
-           "model": "vgg16_small", "variant": "original"}
-    data = {"eval_batch_size": 20, "num_workers": 0, "final_eval_images": None, "timing_batch_size": 2,
-            "timing_rounds": 2, "timing_min_run_time": 0.01, "preprocessing": "torchvision"}
-    return {"config": "test", "run": run, "dataset": {"name": "fashion_mnist", "root": str(root)}, "data": data,
-            "device": "cpu", "mlflow": {"enabled": False, "experiment": "x", "log_model": False}}
+    data = {"eval_batch_size": 20, "final_eval_images": None, "timing_batch_size": 2, "timing_rounds": 2,
+            "timing_min_run_time": 0.01}
+    return JobSpec.from_dict(job_spec(original_run(), {"name": "fashion_mnist", "root": str(root)}, data=data))
 
 
 def test_eval_job_times_with_the_configured_rounds_and_writes_one_row(tmp_path, spec, monkeypatch):

@@ -42,3 +42,19 @@ def test_prune_then_gcos_groups_the_pruned_model(fmnist, tmp_path, capsys):
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.groups for c in convs] == [1] + [2] * 12
     assert any(isinstance(m, ChannelShuffle) for m in model.modules())  # gcos's groups are not contiguous
+
+
+def test_a_grouping_that_cannot_apply_is_refused_before_any_layer_is_pruned(fmnist, tmp_path, capsys, monkeypatch):
+    # VGG at 1/8 width, r = 0.5: the pruned convs keep 4, 8, 16 and 32 channels and the image has 1, so
+    # no conv's inputs and filters both divide by g = 3. Before: the whole chain ran, then this error.
+    import thinet.pipeline
+
+    calls = []
+    monkeypatch.setattr(thinet.pipeline, "prune_chain", lambda *a, **k: calls.append(1))
+    grouped = tmp_path / "grouped.pt"
+    assert main(["prune", "--model", "vgg16_small", "--data-root", fmnist, "--keep-ratio", "0.5", "--per-class", "1",
+                 "--samples-per-image", "8", "--criterion", "random", "--finetune-iterations", "0",
+                 "--gcos-groups", "3", "--out", str(grouped), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "no conv of VGGGap can be grouped into 3 groups" in err or "can be grouped into 3 groups" in err, err
+    assert "features.2" in err and calls == [] and not grouped.exists()

@@ -22,7 +22,8 @@ FLOORS = {
     "thinet.criteria": 2, "thinet.pipeline": 2, "thinet.grouping": 2, "thinet.interop": 2, "baselines": 2,
     "thinet.report": 3,
     "thinet.experiment": 4,
-    "thinet.cli": 5,
+    "thinet.bench": 5,
+    "thinet.cli": 6,
 }
 
 

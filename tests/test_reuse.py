@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from thinet.experiment import RUNS_COLUMNS, build_plan, load_config, run_aggregate_job
+from job_specs import TRAINING, job_spec
+from thinet.experiment import RUNS_COLUMNS, RunSpec, build_plan, load_config, run_aggregate_job
 from thinet.experiment._aggregate import identity
 from thinet.experiment._metrics import read_rows, write_rows
 
@@ -23,14 +24,17 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 def _spec(tmp: Path, run: dict) -> Path:
     path = tmp / "specs" / f"{run['id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": "demo", "run": run}))
+    spec = job_spec(run, {"name": "fashion_mnist", "root": "fmnist"}, config="demo", work_dir=str(tmp / "work"))
+    path.write_text(json.dumps(spec))
     return path
 
 
 def _run(rid: str, criterion: str, seed: int, digest: str) -> dict:
     return {"id": rid, "hash": digest, "kind": "chain", "experiment": "e", "dataset": "fashion_mnist",
             "model": "vgg16_small", "variant": f"{criterion} r=0.5", "strategy": "vgg16_conv",
-            "criterion": criterion, "keep_ratio": 0.5, "seed": seed}
+            "criterion": criterion, "keep_ratio": 0.5, "seed": seed, "after": "base-vgg", "training": TRAINING,
+            "source_hash": "0123abcd", "finetune": {"per_layer": {"iterations": 1}, "final": {"iterations": 1}},
+            "selection": f"fashion_mnist-pc2-s{seed}", "selection_settings": {"per_class": 2, "samples_per_image": 2}}
 
 
 def _rows(run: dict, top1: float) -> list[dict]:
@@ -81,7 +85,7 @@ def test_runs_with_the_same_settings_are_not_scheduled_and_a_changed_one_is(tmp_
         writer.writerow(RUNS_COLUMNS)
         for rid in reused:
             digest = "00000000" if rid == changed else plan.runs[rid]["hash"]
-            writer.writerow([rid, digest, *identity({"config": plan.name, "run": plan.runs[rid]})])
+            writer.writerow([rid, digest, *identity(plan.name, RunSpec.from_dict(plan.runs[rid]))])
     (tmp_path / "metrics.csv").write_text("")
     env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
     result = subprocess.run([str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "work"), "-n",

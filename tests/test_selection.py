@@ -152,7 +152,7 @@ def test_selection_bench_command_runs_and_agrees(capsys):
 
 
 def test_selection_bench_times_the_literal_algorithm_in_the_samples_dtype(monkeypatch):
-    import thinet.experiment._bench_selection as bench
+    import thinet.bench._selection as bench
 
     dtypes = []
     real = bench.algorithm1_literal

@@ -1,11 +1,13 @@
 """A killed training job's rerun continues its MLflow run and its running loss (issue 25, item 3)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from thinet.experiment import run_train_job
+from job_specs import base_run, job_spec
+from thinet.experiment import JobSpec, run_train_job
 from thinet.experiment import _train_job
 
 ITERATIONS = 10  # 40 images in batches of 8: 5 steps per epoch, logged at steps 5 and 10
@@ -26,18 +28,13 @@ def shared(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def spec(shared, monkeypatch, request) -> dict:
+def spec(shared, monkeypatch, request) -> JobSpec:
     monkeypatch.chdir(shared)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     root = shared / "fmnist"
-    run = {"id": "base-vgg", "kind": "base", "base": "vgg", "model": "vgg16_small", "dataset": "fashion_mnist",
-           "model_args": {"width_mult": 0.0625, "batch_norm": False, "head": "fc"}, "seed": 0, "after": None,
-           "train": {"iterations": ITERATIONS, "lr": 0.01}, "pretrained": False, "checkpoint": None, "gap": False,
-           "training": {"batch_size": 8, "optimizer": {}}, "hash": "0123abcd"}
-    data = {"batch_size": 8, "eval_batch_size": 20, "num_workers": 0, "train_images": None,
-            "preprocessing": "torchvision"}
-    return {"config": "t", "run": run, "dataset": {"name": "fashion_mnist", "root": str(root)}, "data": data,
-            "device": "cpu", "amp": False, "mlflow": {"enabled": True, "experiment": request.node.name}}
+    run = base_run(train={"iterations": ITERATIONS, "lr": 0.01})
+    return JobSpec.from_dict(job_spec(run, {"name": "fashion_mnist", "root": str(root)},
+                                      mlflow={"enabled": True, "experiment": request.node.name, "log_model": False}))
 
 
 def _runs(experiment: str) -> list:
@@ -61,10 +58,10 @@ def _curve(run) -> list[tuple[int, float]]:
 
 def test_a_killed_training_job_reruns_into_the_same_mlflow_run_and_loss_interval(spec, tmp_path, monkeypatch):
     run_train_job(spec, tmp_path / "whole" / "model.pt", checkpoint_minutes=None)
-    (reference,) = _runs(spec["mlflow"]["experiment"])
+    (reference,) = _runs(spec.mlflow.experiment)
     assert [step for step, _ in _curve(reference)] == [5, ITERATIONS]
 
-    spec = {**spec, "mlflow": {"enabled": True, "experiment": "killed"}}
+    spec = replace(spec, mlflow=replace(spec.mlflow, experiment="killed"))
     out = tmp_path / "killed" / "model.pt"
     log_progress = _train_job._log_progress
 
@@ -76,7 +73,7 @@ def test_a_killed_training_job_reruns_into_the_same_mlflow_run_and_loss_interval
     monkeypatch.setattr(_train_job, "_log_progress", killed_at_the_last_log)
     with pytest.raises(_Killed):
         run_train_job(spec, out, checkpoint_minutes=0)  # a save after every step
-    assert (out.parent / f"train_state-{spec['run']['hash']}.pt").exists()
+    assert (out.parent / f"train_state-{spec.run.hash}.pt").exists()
     monkeypatch.setattr(_train_job, "_log_progress", log_progress)
     run_train_job(spec, out, checkpoint_minutes=0)
 
@@ -99,8 +96,8 @@ def test_a_rerun_with_no_state_to_resume_ends_the_earlier_run_killed(spec, tmp_p
     monkeypatch.setattr(_train_job, "_log_progress", killed_before_any_save)
     with pytest.raises(_Killed):
         run_train_job(spec, out, checkpoint_minutes=None)  # first log at step 5, before any save
-    (out.parent / f"train_state-{spec['run']['hash']}.pt").unlink(missing_ok=True)  # as a kill before the save
+    (out.parent / f"train_state-{spec.run.hash}.pt").unlink(missing_ok=True)  # as a kill before the save
     monkeypatch.setattr(_train_job, "_log_progress", log_progress)
     run_train_job(spec, out, checkpoint_minutes=None)
-    statuses = sorted(r.info.status for r in _runs(spec["mlflow"]["experiment"]))
+    statuses = sorted(r.info.status for r in _runs(spec.mlflow.experiment))
     assert statuses == ["FINISHED", "KILLED"]  # none left RUNNING; the new run holds the whole curve

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from thinet.criteria import CriterionContext, run_criterion
-from thinet.experiment import samples_needed
+from thinet.bench import samples_needed
 from thinet.models import create_model, example_inputs, find_layer
 from thinet.runtime import count_flops
 from thinet.sampling import collect_samples

@@ -3,7 +3,7 @@
 The package is built in floors, and nothing imports upward: `types` at the bottom; `models`,
 `data` and `runtime` (training, evaluation, counting, checkpoints); the engine (`selection`,
 `sampling`, `surgery`, `strategies`, `criteria`, `grouping`, `pipeline`); the experiment layer (`report`,
-`experiment`); the `cli` on top. Each folder's public face is its `__init__`.
+`experiment`); the benchmarks (`bench`); the `cli` on top. Each folder's public face is its `__init__`.
 
 The public API below is flat and imported lazily, so `import thinet` stays cheap:
 

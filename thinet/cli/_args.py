@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+# torch is imported where a model is built or checked: `thinet --help` builds every parser with these helpers.
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, model_default: str | None = "vgg16_small") -> None:
@@ -88,6 +90,8 @@ def build_model(name: str | None, num_classes: int, checkpoint: str | None) -> n
 
 def check_fits(model: nn.Module, dataset: Any, model_label: str) -> tuple[int, int, int]:
     """The model's (C, H, W) input, after checking the dataset's channels and classes match."""
+    from torch import nn
+
     from thinet.models import input_size_of
 
     size = input_size_of(model)

@@ -8,23 +8,28 @@
     $ thinet bench models --threads 1   # ThiNet with --strategy auto on the torchvision/timm CNNs of the README table
     $ thinet bench refit --threads 1    # does w-hat help at 1, 2, 4, 8 x the channels in samples? (README table)
     $ thinet bench refit --models timm:regnetx_002 --factors 1 4 16 --per-unit
+    $ thinet bench startup              # thinet criteria, thinet --help and a chain job's start-up vs import torch
+    $ thinet bench startup --runs 3 --no-job
+
+The benchmarks live in `thinet.bench`; this module imports them (and torch) only when one runs.
 """
 from __future__ import annotations
 
 import argparse
 
-import torch
-
 NAME = "bench"
-HELP = "time channel selection, sampling, training, or ThiNet on today's CNNs; measure w-hat against sample counts"
+HELP = ("time channel selection, sampling, training, ThiNet on today's CNNs, or the start-up of the command "
+        "and of a job; measure w-hat against sample counts")
 
 
 def _default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["selection", "sampling", "train", "models", "refit"],
+    parser.add_argument("what", choices=["selection", "sampling", "train", "models", "refit", "startup"],
                         help="which benchmark to run")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random data")
@@ -65,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     trn.add_argument("--train-model", default="vgg16_small", help="model name (default vgg16_small)")
     trn.add_argument("--train-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     trn.add_argument("--train-json", default=None, metavar="PATH", help="also write the figures as JSON here")
+    sup = parser.add_argument_group("startup")
+    sup.add_argument("--runs", type=int, default=5, help="timed rounds; each command's minimum is reported (default 5)")
+    sup.add_argument("--no-job", action="store_true", help="leave out the chain job (seconds instead of minutes)")
+    sup.add_argument("--work", default=None, metavar="DIR",
+                     help="keep the job's files (fixture, specs, logs, MLflow store) here (default: a temporary folder)")
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
@@ -75,7 +85,9 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """`thinet bench train` (reads its options via getattr, with defaults, so tests may pass a namespace)."""
-    from thinet.experiment import TARGET_RATIO, run_train_bench
+    import torch
+
+    from thinet.bench import TARGET_RATIO, run_train_bench
 
     threads = getattr(args, "train_threads", None)
     if threads:
@@ -101,7 +113,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     """`thinet bench models`: prints the README's model table (markdown)."""
-    from thinet.experiment import MODELS, models_markdown, run_models_bench
+    import torch
+
+    from thinet.bench import MODELS, models_markdown, run_models_bench
     from thinet.sampling import SAMPLES_PER_CHANNEL
 
     images, size, keep_ratio = _models_settings(args)
@@ -119,6 +133,8 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _models_settings(args: argparse.Namespace) -> tuple[int, int, float]:
     """(images, image size, keep ratio) of `models` and `refit`, checked before any model is built."""
+    import torch
+
     from thinet.types import check_keep_ratio
 
     if args.threads:
@@ -134,7 +150,9 @@ def run_refit(args: argparse.Namespace) -> int:
     """`thinet bench refit`: per model and sample count, the units where ŵ beats no rescaling (markdown)."""
     import sys
 
-    from thinet.experiment import (
+    import torch
+
+    from thinet.bench import (
         REFIT_FACTORS,
         REFIT_MODELS,
         refit_markdown,
@@ -162,6 +180,22 @@ def run_refit(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_startup(args: argparse.Namespace) -> int:
+    """`thinet bench startup`: every command's minimum seconds and its ratio to `import torch` (markdown)."""
+    import sys
+
+    from thinet.bench import COMMAND_TARGET, JOB_TARGET, run_startup_bench, startup_markdown
+
+    _check_positive(args, "runs")
+    result = run_startup_bench(args.runs, jobs=not args.no_job, work=args.work,
+                               progress=lambda line: print(line, file=sys.stderr))
+    print(f"start-up, wall seconds from process start, minimum of {result['runs']} runs each, the commands run "
+          f"in turn in every round; targets: thinet criteria and thinet --help <= {COMMAND_TARGET}x import torch, "
+          f"a job to its first training step <= {JOB_TARGET}x:\n")
+    print(startup_markdown(result))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.what == "train":
         return run_train(args)
@@ -169,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
         return run_models(args)
     if args.what == "refit":
         return run_refit(args)
-    from thinet.experiment import print_results, run_sampling_bench, run_selection_bench
+    if args.what == "startup":
+        return run_startup(args)
+    from thinet.bench import print_results, run_sampling_bench, run_selection_bench
     from thinet.types import LayerPair
 
     device = args.device or _default_device()

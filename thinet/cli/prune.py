@@ -188,6 +188,17 @@ def _check_grouping_args(args: argparse.Namespace) -> None:
     get_grouping(args.grouping)
 
 
+def _grouping_plan(pruned: Any, args: argparse.Namespace, example: Any, num_classes: int) -> Any:
+    """--gcos-groups on the architecture the chain will leave (data-free: the first channels kept, the GAP
+    head with --gap): a PruningError naming the layers that cannot be grouped comes before any compute."""
+    from thinet.experiment import gap_model
+    from thinet.grouping import plan_grouping
+
+    if args.gap:
+        pruned = gap_model(pruned, num_classes, seed=args.seed)
+    return plan_grouping(pruned, args.gcos_groups, example)
+
+
 def _dry_run_groups(model: Any, args: argparse.Namespace, example: Any) -> Any:
     """The plan of --gcos-groups on the pruned architecture, printed; the grouped architecture (any
     grouping gives the same shapes, so the data-free contiguous one stands in for a data-driven one)."""
@@ -265,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
               f"{after[1] / 1e9:.4f}B FLOPs ({100 * (1 - after[1] / before[1]):.1f} % fewer) at keep ratio "
               f"{args.keep_ratio}")
         return 0
+    if args.gcos_groups is not None:  # the grouping plan of the pruned architecture, before any layer is touched
+        _grouping_plan(prune_with_first_channels(copy.deepcopy(model), steps, example), args, example,
+                       select_set.num_classes)
     subset = selection_subset(select_set, per_class=args.per_class, seed=args.seed)
     args.samples_per_image = _samples_per_image(args, len(subset), widest)
     print(f"{label}: {before[0] / 1e6:.3f}M parameters, {before[1] / 1e9:.4f}B FLOPs; pruning {len(steps)} "

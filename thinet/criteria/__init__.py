@@ -16,7 +16,7 @@ packages all land in the same table, loaded lazily on first access.
 >>> "thinet" in available_criteria()
 True
 
-A new criterion is one file (see README, "Adding a criterion"); `check_criterion`
+A new criterion is one file (see docs/add-a-criterion.md); `check_criterion`
 runs the rules every criterion must follow, for plugin authors' own tests. A criterion
 that cannot score some layers (no BatchNorm, no ReLU) says so through a `layer_check(model,
 pair, example_inputs) -> reason | None` attribute, checked before any compute

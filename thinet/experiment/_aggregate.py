@@ -9,30 +9,28 @@ and the aggregate takes its rows from the earlier metrics.csv. A run whose setti
 hash and runs again. This is how an arm (a new criterion, a new network) is added to a finished verdict
 at the cost of the arm alone; the README says which rows of a results folder were reused from where.
 
->>> identity({"config": "v", "run": {"kind": "chain", "experiment": "e", "dataset": "d", "model": "m",
-...                                   "variant": "x r=0.5", "strategy": "s", "criterion": "x", "keep_ratio": 0.5,
-...                                   "seed": 3}})
+>>> _normalised({"experiment": "e", "dataset": "d", "model": "m", "variant": "x r=0.5", "strategy": "s",
+...              "criterion": "x", "keep_ratio": "0.5", "seed": "3"})
 ('e', 'd', 'm', 'x r=0.5', 's', 'x', 0.5, 3)
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from thinet.experiment._metrics import base_row, read_rows
+from thinet.experiment._spec import JobSpec, RunSpec
 from thinet.runtime import write_text_atomic
 
 IDENTITY = ("experiment", "dataset", "model", "variant", "strategy", "criterion", "keep_ratio", "seed")
 RUNS_COLUMNS = ("run_id", "hash", *IDENTITY)
 
 
-def identity(spec: Mapping[str, Any]) -> tuple:
+def identity(config: str, run: RunSpec) -> tuple:
     """The columns that tell a run's rows in metrics.csv, normalised (rate as float, seed as int)."""
-    return _normalised(base_row(spec))
+    return _normalised(base_row(config, run))
 
 
 def _normalised(row: Mapping[str, Any]) -> tuple:
@@ -49,18 +47,16 @@ def _normalised(row: Mapping[str, Any]) -> tuple:
     return tuple(values)
 
 
-def write_runs_table(spec_paths: Iterable[str | os.PathLike], out: str | os.PathLike) -> int:
-    """`runs.csv` (RUNS_COLUMNS) from the job specs of every evaluated run, written atomically."""
+def write_runs_table(specs: Mapping[str, JobSpec], out: str | os.PathLike) -> int:
+    """`runs.csv` (RUNS_COLUMNS) from the job specs of every evaluated run (by their file), written atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(RUNS_COLUMNS)
-    count = 0
-    for path in sorted(spec_paths, key=str):
-        spec = json.loads(Path(path).read_text())
-        writer.writerow([spec["run"]["id"], spec["run"]["hash"], *identity(spec)])
-        count += 1
+    for path in sorted(specs):
+        spec = specs[path]
+        writer.writerow([spec.run.id, spec.run.hash, *identity(spec.config, spec.run)])
     write_text_atomic(out, buffer.getvalue())
-    return count
+    return len(specs)
 
 
 def read_runs_table(path: str | os.PathLike) -> dict[str, dict[str, str]]:
@@ -100,12 +96,13 @@ def run_aggregate_job(inputs: Iterable[str | os.PathLike], out: str | os.PathLik
     identity in their specs), and runs.csv from every evaluated run's spec; returns (rows, reused rows)."""
     from thinet.experiment._metrics import aggregate_rows
 
-    reused_specs = list(reused_specs)
+    read = {str(path): JobSpec.from_file(path) for path in specs}  # every spec checked before anything is written
+    reused = [JobSpec.from_file(path) for path in reused_specs]
     extra: list[dict[str, str]] = []
-    if reused_specs:
+    if reused:
         if reuse_metrics is None:
             raise ValueError("reused runs given without the earlier metrics.csv they come from")
-        extra = reused_rows(reuse_metrics, [identity(json.loads(Path(p).read_text())) for p in reused_specs])
+        extra = reused_rows(reuse_metrics, [identity(spec.config, spec.run) for spec in reused])
     count = aggregate_rows(inputs, out, extra=extra)
-    write_runs_table(specs, runs_out)
+    write_runs_table(read, runs_out)
     return count, len(extra)

@@ -12,20 +12,22 @@ Sequential(
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Mapping
+from dataclasses import replace
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from torchvision.models import VGG
 
 from thinet.experiment._jobs import load_model
+from thinet.experiment._spec import RunSpec
 from thinet.models import VGGGap, create_model, init_weights, input_size_of, replace_last_linear
 from thinet.runtime import derive_seed
 from thinet.strategies import get_strategy, prune_with_first_channels, to_gap
 from thinet.types import PruningError
 
 # (run settings, training dataset, the model the run starts from or None) -> the model to train
-Builder = Callable[[Mapping[str, Any], Any, "nn.Module | None"], nn.Module]
+Builder = Callable[[RunSpec, Any, "nn.Module | None"], nn.Module]
 _BUILDERS: dict[str, Builder] = {}
 
 
@@ -36,11 +38,15 @@ def _builder(kind: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build_run_model(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    """The starting model of a workflow run of kind base, gap, scratch or transfer."""
-    if run["kind"] not in _BUILDERS:
-        raise ValueError(f"run {run['id']!r}: no model builder for kind {run['kind']!r}; known: {sorted(_BUILDERS)}")
-    return _BUILDERS[run["kind"]](run, data, source)
+def build_run_model(run: RunSpec, data: Any, source: nn.Module | None) -> nn.Module:
+    """The starting model of a workflow run of kind base, gap, scratch or transfer (`run`, a `RunSpec`), for
+    the training split `data`, from the model `source` the run starts from (None for a base).
+
+    >>> # build_run_model(RunSpec.from_dict(plan.runs["base-vgg"]), train_split, None) -> a VGG
+    """
+    if run.kind not in _BUILDERS:
+        raise ValueError(f"run {run.id!r}: no model builder for kind {run.kind!r}; known: {sorted(_BUILDERS)}")
+    return _BUILDERS[run.kind](run, data, source)
 
 
 def check_gap_ready(model: nn.Module, label: str) -> None:
@@ -68,12 +74,12 @@ def scratch_model(model: nn.Module, seed: int) -> nn.Module:
     return fresh
 
 
-def pruned_architecture(run: Mapping[str, Any], data: Any) -> nn.Module:
+def pruned_architecture(run: RunSpec, data: Any) -> nn.Module:
     """The architecture a chain of `run`'s strategy and keep ratio makes of `run`'s base, built without
     data (first channels kept; which ones does not change the shapes), randomly initialised."""
-    model = _base({**run, "pretrained": False, "checkpoint": None}, data, None)
+    model = _base(replace(run, pretrained=False, checkpoint=None), data, None)
     x = torch.zeros(1, *input_size_of(model))
-    return prune_with_first_channels(model, get_strategy(run["strategy"])(model, run["keep_ratio"], x), x)
+    return prune_with_first_channels(model, get_strategy(run.strategy)(model, run.keep_ratio, x), x)
 
 
 def load_kept_weights(model: nn.Module, path: str, like: str) -> nn.Module:
@@ -88,30 +94,30 @@ def load_kept_weights(model: nn.Module, path: str, like: str) -> nn.Module:
 
 
 @_builder("base")
-def _base(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    model = create_model(run["model"], num_classes=data.num_classes, pretrained=run["pretrained"],
-                         checkpoint=run["checkpoint"], **run["model_args"])
-    if run["gap"]:
+def _base(run: RunSpec, data: Any, source: nn.Module | None) -> nn.Module:
+    model = create_model(run.model, num_classes=data.num_classes, pretrained=bool(run.pretrained),
+                         checkpoint=run.checkpoint, **(run.model_args or {}))
+    if run.gap:
         model = to_gap(model, data.num_classes)
     want = (data.in_channels, data.image_size, data.image_size)
     if tuple(input_size_of(model)) != want:
-        raise ValueError(f"config key 'bases.{run['base']}.model_args': model {run['model']} takes input "
-                         f"{tuple(input_size_of(model))} but dataset {run['dataset']} gives {want}; "
-                         f"set in_chans/input_size or datasets.{run['dataset']}.image_size")
+        raise ValueError(f"config key 'bases.{run.base}.model_args': model {run.model} takes input "
+                         f"{tuple(input_size_of(model))} but dataset {run.dataset} gives {want}; "
+                         f"set in_chans/input_size or datasets.{run.dataset}.image_size")
     return model
 
 
 @_builder("gap")
-def _gap(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    return gap_model(source, data.num_classes, seed=run["seed"])
+def _gap(run: RunSpec, data: Any, source: nn.Module | None) -> nn.Module:
+    return gap_model(source, data.num_classes, seed=run.seed)
 
 
 @_builder("scratch")
-def _scratch(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    model = scratch_model(source, run["seed"])
-    return load_kept_weights(model, run["checkpoint"], run["after"]) if run.get("kept") else model
+def _scratch(run: RunSpec, data: Any, source: nn.Module | None) -> nn.Module:
+    model = scratch_model(source, run.seed)
+    return load_kept_weights(model, run.checkpoint, run.after) if run.kept else model
 
 
 @_builder("transfer")
-def _transfer(run: Mapping[str, Any], data: Any, source: nn.Module | None) -> nn.Module:
-    return replace_last_linear(load_model(run["checkpoint"]), data.num_classes)  # a model of another config
+def _transfer(run: RunSpec, data: Any, source: nn.Module | None) -> nn.Module:
+    return replace_last_linear(load_model(run.checkpoint), data.num_classes)  # a model of another config

@@ -21,9 +21,11 @@ from thinet.experiment._jobs import (
     device_label, eval_loader, load_model, log, resolve_device, save_model, selection_loader, train_loader,
 )
 from thinet.experiment._metrics import base_row, write_rows
+from thinet.experiment._offline import queue_beside
+from thinet.experiment._spec import JobSpec
 from thinet.experiment._tracking import Tracker, write_sidecar
 from thinet.models import example_inputs, input_size_of
-from thinet.pipeline import FinetunePlan, prune_chain
+from thinet.pipeline import prune_chain
 from thinet.runtime import (
     DEFAULT_CHECKPOINT_MINUTES,
     atomic_write_json, barrier, dist_info, evaluate, model_counts, seed_everything, setup_distributed,
@@ -54,7 +56,7 @@ class StepTracker:
             self.child = self.child_for(index)
         result = evaluate(model, self.loader, device=self.device)
         result.update(model_counts(model, input_size_of(model)), layer=self.steps[index].pair.producer,
-                      mlflow_run_id=self.child)
+                      mlflow_run_id=self.tracker.resolve(self.child))
         if dist_info().is_main:
             atomic_write_json(result, self.workdir / f"eval_{index:03d}_{phase}.json")
         self.tracker.log_metrics(self.child, {f"{phase}_{k}": v for k, v in result.items()
@@ -75,7 +77,7 @@ class StepTracker:
         self.tracker.log_metrics(self.child, metrics, step)
 
 
-def step_rows(spec: dict, workdir: Path, steps, device_name: str) -> list[dict[str, Any]]:
+def step_rows(spec: JobSpec, workdir: Path, steps, device_name: str) -> list[dict[str, Any]]:
     """Rows `pruned` for every step and `finetuned` for the steps fine-tuned (ResNet: each block's last)."""
     rows = []
     for index, step in enumerate(steps):
@@ -86,7 +88,7 @@ def step_rows(spec: dict, workdir: Path, steps, device_name: str) -> list[dict[s
                 raise FileNotFoundError(f"chain step {index} has no '{phase}' evaluation ({path}); "
                                         f"remove the work folder {workdir} to redo the chain")
             res = json.loads(path.read_text())
-            rows.append({**base_row(spec), "step": index, "layer": res["layer"], "phase": phase,
+            rows.append({**base_row(spec.config, spec.run), "step": index, "layer": res["layer"], "phase": phase,
                          "top1": res["top1"], "top5": res["top5"], "loss": res["loss"], "eval_images": res["images"],
                          "params": res["params"], "params_with_biases": res["params_with_biases"],
                          "flops": res["flops"], "device": device_name,
@@ -94,51 +96,51 @@ def step_rows(spec: dict, workdir: Path, steps, device_name: str) -> list[dict[s
     return rows
 
 
-def parent_run(tracker: Tracker, spec: dict, workdir: Path, out: str) -> str:
+def parent_run(tracker: Tracker, spec: JobSpec, workdir: Path, out: str) -> str:
     """The chain's MLflow run; a restarted chain goes on logging into the same one."""
-    run = spec["run"]
+    run = spec.run
     marker = workdir / "mlflow_run.json"
     known = json.loads(marker.read_text())["mlflow_run_id"] if marker.exists() else None
-    run_id = tracker.start_run(run["id"], run_id=known or None, params={
-        "config": spec["config"], "experiment": run["experiment"], "model": run["model"], "dataset": run["dataset"],
-        "strategy": run["strategy"], "criterion": run["criterion"], "keep_ratio": run["keep_ratio"],
-        "seed": run["seed"], "finetune": run["finetune"], "selection": spec["selection"], "data": spec["data"],
-        "unreadable_images_skipped": unreadable_count(spec)},
-        tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": "chain", "thinet.config": spec["config"],
-              "thinet.hash": run["hash"], "thinet.workdir": str(workdir.resolve())})
+    run_id = tracker.start_run(run.id, run_id=known or None, params={
+        "config": spec.config, "experiment": run.experiment, "model": run.model, "dataset": run.dataset,
+        "strategy": run.strategy, "criterion": run.criterion, "keep_ratio": run.keep_ratio,
+        "seed": run.seed, "finetune": run.finetune, "selection": spec.selection.to_dict(),
+        "data": spec.data.to_dict(), "unreadable_images_skipped": unreadable_count(spec.manifest)},
+        tags={"snakemake.output": str(Path(out).resolve()), "thinet.kind": "chain", "thinet.config": spec.config,
+              "thinet.hash": run.hash, "thinet.workdir": str(workdir.resolve())})
     if run_id and not known:
         atomic_write_json({"mlflow_run_id": run_id}, marker)
     return run_id
 
 
-def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
+def run_chain_job(spec: JobSpec, selection: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
                   checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
     """One pruning chain of the workflow: the run's strategy at its rate, layer by layer with its criterion
     (`thinet.pipeline.prune_chain`), then the final fine-tune; writes the model, steps.csv and run.json
     beside `out`. The per-layer checkpoints in the run's work folder let a killed job resume."""
-    run = spec["run"]
-    load_criterion_modules(spec.get("criteria_modules", []))
-    seed_everything(run["seed"])
+    run = spec.run
+    load_criterion_modules(list(spec.criteria_modules))
+    seed_everything(run.seed)
     info = dist_info()
-    device = setup_distributed(info, resolve_device(spec["device"], "config key 'device'"))
+    device = setup_distributed(info, resolve_device(spec.device, "config key 'device'"))
     model = load_model(source)
     example = example_inputs(model)
-    steps = get_strategy(run["strategy"])(model, run["keep_ratio"], example)
-    plan = FinetunePlan.from_config(run["finetune"], where=f"experiments.{run['experiment']}.finetune")
-    workdir = Path(spec["work_dir"])
+    steps = get_strategy(run.strategy)(model, run.keep_ratio, example)
+    plan = run.finetune_plan()
+    workdir = Path(spec.work_dir)
     workdir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(spec["mlflow"]["experiment"], enabled=spec["mlflow"]["enabled"] and info.is_main)
+    tracker = Tracker.open(spec.mlflow.experiment, enabled=spec.mlflow.enabled and info.is_main,
+                           queue=queue_beside(out))
     parent = parent_run(tracker, spec, workdir, out)
-    steps_tracker = StepTracker(tracker, parent, workdir, steps,
-                                eval_loader(spec, spec["data"]["step_eval_images"]), device)
-    log.info("chain %s: %d steps (%s), work folder %s", run["id"], len(steps),
+    steps_tracker = StepTracker(tracker, parent, workdir, steps, eval_loader(spec, spec.data.step_eval_images), device)
+    log.info("chain %s: %d steps (%s), work folder %s", run.id, len(steps),
              ", ".join(s.pair.producer for s in steps), workdir)
-    model = prune_chain(model, steps, criterion=run["criterion"], selection_batches=selection_loader(
-        spec, selection), finetune=plan, train_loader=train_loader(spec, run["seed"]), workdir=workdir,
-        seed=run["seed"], device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
-        log=steps_tracker.log_training, samples_per_image=spec["selection"]["samples_per_image"],
-        settings={"run": run["id"], "hash": run["hash"], "model": run["model"], "dataset": run["dataset"]},
-        amp=spec["amp"], optimizer=run["training"]["optimizer"], reestimate_bn=run.get("reestimate_bn", False),
+    model = prune_chain(model, steps, criterion=run.criterion, selection_batches=selection_loader(
+        spec, selection), finetune=plan, train_loader=train_loader(spec, run.seed), workdir=workdir,
+        seed=run.seed, device=device, example_inputs=example, evaluate_fn=steps_tracker.evaluate,
+        log=steps_tracker.log_training, samples_per_image=spec.selection.samples_per_image,
+        settings={"run": run.id, "hash": run.hash, "model": run.model, "dataset": run.dataset},
+        amp=spec.amp, optimizer=run.training.optimizer, reestimate_bn=run.reestimate_bn,
         checkpoint_minutes=checkpoint_minutes)
     if info.is_main:
         out_dir = Path(out).parent
@@ -146,6 +148,7 @@ def run_chain_job(spec: dict, selection: str | os.PathLike, source: str | os.Pat
         if parent:
             tracker.log_artifact(parent, out_dir / "steps.csv", "metrics")
         save_model(model, out)
-        write_sidecar(out_dir / "run.json", parent, run=run["id"], output=str(out), work_dir=str(workdir))
+        write_sidecar(out_dir / "run.json", tracker.resolve(parent), run=run.id, output=str(out),
+                      work_dir=str(workdir))
     tracker.end_run(parent)
     barrier(info)

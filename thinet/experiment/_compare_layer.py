@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from thinet.criteria import CriterionContext, available_criteria, get_criterion, load_criterion_modules, run_criterion
 from thinet.experiment._data_job import checked_data
 from thinet.experiment._jobs import log, resolve_device
+from thinet.experiment._spec import CompareLayerSpec
 from thinet.runtime import write_text_atomic
 from thinet.types import COMPARE_LAYER_COLUMNS, LayerPair, PruningError, check_keep_ratio
 
@@ -216,19 +217,19 @@ def write_compare_outputs(rows: Sequence[dict[str, Any]], layer: str, out_csv: s
     return table
 
 
-def run_compare_layer_job(spec: dict[str, Any], model_file: str | os.PathLike, out_csv: str | os.PathLike,
+def run_compare_layer_job(spec: CompareLayerSpec, model_file: str | os.PathLike, out_csv: str | os.PathLike,
                           out_md: str | os.PathLike) -> None:
     """The workflow's compare-layer job (config key `compare_layer`), on the base model in `model_file`,
     reading the data manifest (`checked_data`: the data step's, or the same check done here)."""
-    cmp, dataset = spec["compare_layer"], spec["dataset"]
+    cmp, dataset = spec.compare_layer, spec.dataset
     with checked_data(spec, f"{out_csv}.data.json") as spec:
         rows = run_compare_layer(
-            model=spec["model"], dataset=dataset["name"], checkpoint=model_file, data_root=dataset["root"],
-            image_size=dataset.get("image_size"), preprocessing=spec["data"]["preprocessing"], layer=cmp["layer"],
-            keep_ratio=cmp["keep_ratio"], per_class=spec["selection"]["per_class"],
-            samples_per_image=spec["selection"]["samples_per_image"], seed=cmp["seed"],
-            eval_max_images=spec["data"]["final_eval_images"],
-            device=None if spec["device"] == "auto" else spec["device"], criteria=cmp["criteria"],
-            criteria_modules=spec["criteria_modules"], config=spec["config"], manifest=spec["manifest"],
-            skip_refused=cmp.get("all_criteria", False))
-    log.info("%s", write_compare_outputs(rows, cmp["layer"], out_csv, out_md))
+            model=spec.model, dataset=dataset.name, checkpoint=model_file, data_root=dataset.root,
+            image_size=dataset.image_size, preprocessing=spec.data.preprocessing, layer=cmp.layer,
+            keep_ratio=cmp.keep_ratio, per_class=spec.selection.per_class,
+            samples_per_image=spec.selection.samples_per_image, seed=cmp.seed,
+            eval_max_images=spec.data.final_eval_images,
+            device=None if spec.device == "auto" else spec.device, criteria=list(cmp.criteria),
+            criteria_modules=list(spec.criteria_modules), config=spec.config, manifest=spec.manifest,
+            skip_refused=cmp.all_criteria)
+    log.info("%s", write_compare_outputs(rows, cmp.layer, out_csv, out_md))

@@ -348,7 +348,7 @@ def _chain_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, An
 
 
 def _grouped_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, Any], source: Mapping[str, Any],
-                  key: str) -> list[dict[str, Any]]:
+                  key: str, base: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A `grouped` variant: the `from` chain's model grouped (gcos and its baselines), one run per grouping,
     g and seed, each fine-tuned with `train`; rows carry criterion = the grouping, strategy = '<chain's
     strategy>/g<g>' (`thinet.types.grouped_strategy`) and the chain's rate."""
@@ -362,6 +362,14 @@ def _grouped_runs(exp: str, vid: str, var: Mapping[str, Any], common: dict[str, 
         if name not in known:
             raise ConfigError(f"config key '{key}.groupings[{j}]': unknown grouping {name!r}; allowed: "
                               f"{', '.join(known)}")
+    if source.get("after", "").startswith("base-"):  # the chain's architecture is known without data: check now
+        from thinet.experiment._refusals import grouping_refusal
+
+        for j, g in enumerate(var["groups"]):
+            reason = grouping_refusal(base, source["strategy"], source["keep_ratio"], g)
+            if reason is not None:
+                raise ConfigError(f"config key '{key}.groups[{j}]': {reason} (the architecture of "
+                                  f"{source['id']!r}); refused before any job runs")
     cells = [(name, g, seed) for name in var["groupings"] for g in var["groups"] for seed in var.get("seeds", [0])]
     runs = []
     for name, g, seed in cells:
@@ -432,7 +440,7 @@ def _experiment_runs(config: Mapping[str, Any], exp: str, spec: Mapping[str, Any
             n = len(crits) * len(var["keep_ratios"]) * len(var.get("seeds", [0]))
             new = _chain_runs(exp, vid, var, common, crits, single_id=bool(var.get("id")) and n == 1)
         elif kind == "grouped":
-            new = _grouped_runs(exp, vid, var, common, source, key)
+            new = _grouped_runs(exp, vid, var, common, source, key, base)
         else:
             label = var.get("label", DEFAULT_LABELS[kind]).format(id=vid, criterion=common["criterion"],
                                                                   r=_fmt_rate(common["keep_ratio"]), seed=common["seed"],

@@ -1,5 +1,5 @@
 """The application layer shared by the `thinet` commands and the workflow jobs: devices, data
-loaders, model files, and the plumbing of one job (arguments, logging, threads, its spec).
+loaders, model files, and the plumbing of one job (arguments, logging, threads); its spec is `_spec.py`.
 
 >>> resolve_device("cpu")
 device(type='cpu')
@@ -14,13 +14,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from thinet.data import get_dataset
+from thinet.experiment._spec import DatasetSpec, JobSpec
 from thinet.models import read_checkpoint
 from thinet.runtime import DEFAULT_CHECKPOINT_MINUTES, atomic_save, dist_info
 
@@ -81,35 +81,43 @@ def random_subset(data: Dataset, size: int | None, seed: int) -> Dataset:
     return Subset(data, sorted(order.tolist()))
 
 
-def spec_dataset(spec: Mapping[str, Any], split: str, *, augment: bool = False) -> Dataset:
-    """The split of a job spec's dataset (`spec["dataset"]`: name, root, optional image_size), read with
-    the config's `data.preprocessing` (the data step, which only decodes files, has none), from the data step's manifest (`spec["manifest"]`) when the spec
-    names one."""
-    ds = spec["dataset"]
-    return get_dataset(ds["name"], split, root=ds["root"], train_transform=augment, image_size=ds.get("image_size"),
-                       preprocessing=spec.get("data", {}).get("preprocessing", "torchvision"),
-                       manifest=spec.get("manifest"))
+def dataset_split(dataset: DatasetSpec, split: str, *, preprocessing: str = "torchvision",
+                  manifest: str | os.PathLike | None = None, augment: bool = False) -> Dataset:
+    """The split of `dataset` (a `DatasetSpec`: name, root, image_size), read with `preprocessing`, from the
+    data step's `manifest` when given.
+
+    >>> # dataset_split(DatasetSpec("fashion_mnist", "data/fmnist"), "val").num_classes -> 10
+    """
+    return get_dataset(dataset.name, split, root=dataset.root, train_transform=augment, image_size=dataset.image_size,
+                       preprocessing=preprocessing, manifest=manifest)
 
 
-def train_loader(spec: Mapping[str, Any], seed: int) -> DataLoader:
+def spec_dataset(spec: JobSpec, split: str, *, augment: bool = False) -> Dataset:
+    """The split of a job's dataset, read with the config's `data.preprocessing`, from the data step's
+    manifest (`spec.manifest`) when the spec names one."""
+    return dataset_split(spec.dataset, split, preprocessing=spec.data.preprocessing, manifest=spec.manifest,
+                         augment=augment)
+
+
+def train_loader(spec: JobSpec, seed: int) -> DataLoader:
     """Shuffled, augmented training batches; `data.train_images` keeps a fixed random subset."""
-    cfg = spec["data"]
-    data = random_subset(spec_dataset(spec, "train", augment=True), cfg["train_images"], seed)
-    return make_loader(data, cfg["batch_size"], workers=cfg["num_workers"], shuffle=True, seed=seed,
-                       drop_last=len(data) > cfg["batch_size"])
+    cfg = spec.data
+    data = random_subset(spec_dataset(spec, "train", augment=True), cfg.train_images, seed)
+    return make_loader(data, cfg.batch_size, workers=cfg.num_workers, shuffle=True, seed=seed,
+                       drop_last=len(data) > cfg.batch_size)
 
 
-def eval_loader(spec: Mapping[str, Any], images: int | None) -> DataLoader:
+def eval_loader(spec: JobSpec, images: int | None) -> DataLoader:
     """The evaluation split ('val', the test split of Fashion-MNIST), or a fixed random subset of it."""
     data = random_subset(spec_dataset(spec, "val"), images, EVAL_SUBSET_SEED)
-    return make_loader(data, spec["data"]["eval_batch_size"], workers=spec["data"]["num_workers"])
+    return make_loader(data, spec.data.eval_batch_size, workers=spec.data.num_workers)
 
 
-def selection_loader(spec: Mapping[str, Any], selection_file: str | os.PathLike) -> DataLoader:
+def selection_loader(spec: JobSpec, selection_file: str | os.PathLike) -> DataLoader:
     """The saved selection subset (training images, evaluation transform), in saved order."""
     saved = json.loads(Path(selection_file).read_text())
     data = Subset(spec_dataset(spec, "train"), saved["indices"])
-    return make_loader(data, SELECTION_BATCH_SIZE, workers=spec["data"]["num_workers"])
+    return make_loader(data, SELECTION_BATCH_SIZE, workers=spec.data.num_workers)
 
 
 # ---------------------------------------------------------------- model files
@@ -169,8 +177,3 @@ def job_args(description: str, *required: str, optional: tuple[str, ...] = (),
     args = parser.parse_args()
     start_job(args)
     return args
-
-
-def load_spec(path: str | os.PathLike) -> dict[str, Any]:
-    """A job's settings, as the workflow wrote them to results/<config>/specs/<run>.json."""
-    return json.loads(Path(path).read_text())

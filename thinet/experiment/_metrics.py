@@ -13,6 +13,7 @@ import io
 import os
 from typing import Any, Iterable, Mapping
 
+from thinet.experiment._spec import RunSpec
 from thinet.runtime import write_text_atomic
 from thinet.types import METRICS_COLUMNS
 
@@ -20,14 +21,26 @@ from thinet.types import METRICS_COLUMNS
 _PHASE_ORDER = {"base": 0, "final": 1, "pruned": 2, "finetuned": 2}
 
 
-def base_row(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The run-identifying columns of a metrics row, from a job spec."""
-    run = spec["run"]
-    original = run["kind"] == "original"
-    return {"config": spec["config"], "experiment": run["experiment"], "dataset": run["dataset"],
-            "model": run["model"], "variant": run["variant"], "strategy": "" if original else run.get("strategy", ""),
-            "criterion": "" if original else run.get("criterion", ""),
-            "keep_ratio": 1.0 if original else run.get("keep_ratio", ""), "seed": run.get("seed", 0)}
+def base_row(config: str, run: RunSpec) -> dict[str, Any]:
+    """The run-identifying columns of a metrics row: the config's name and the run's settings (the
+    unpruned model's row has no strategy or criterion, and keep ratio 1.0).
+
+    >>> from thinet.experiment._spec import TrainingSpec
+    >>> run = RunSpec(id="e-original", kind="original", hash="0123abcd", dataset="d", model="m", seed=0,
+    ...               after="base-m", training=TrainingSpec(8, None, {}, "torchvision"), experiment="e",
+    ...               variant="Original", strategy="s", criterion="c", keep_ratio=0.5)
+    >>> base_row("demo", run)["strategy"], base_row("demo", run)["keep_ratio"]
+    ('', 1.0)
+    """
+    original = run.kind == "original"
+    return {"config": config, "experiment": run.experiment, "dataset": run.dataset, "model": run.model,
+            "variant": run.variant, "strategy": "" if original else _or_empty(run.strategy),
+            "criterion": "" if original else _or_empty(run.criterion),
+            "keep_ratio": 1.0 if original else _or_empty(run.keep_ratio), "seed": run.seed}
+
+
+def _or_empty(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def complete(row: Mapping[str, Any]) -> dict[str, Any]:

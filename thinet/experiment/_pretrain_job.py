@@ -19,12 +19,14 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from thinet.experiment._builders import build_run_model, pruned_architecture, scratch_model
 from thinet.experiment._data_job import checked_data
 from thinet.experiment._jobs import eval_loader, log, resolve_device, spec_dataset, train_loader
+from thinet.experiment._spec import JobSpec, RunSpec
 from thinet.runtime import (
     DEFAULT_CHECKPOINT_MINUTES, atomic_save, atomic_write_json, evaluate, seed_everything, train,
 )
@@ -50,67 +52,66 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def run_pretrain_job(spec: dict, out: str | os.PathLike, *,
+def run_pretrain_job(spec: JobSpec, out: str | os.PathLike, *,
                      checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> None:
     """Train the kept model of `spec` from random initialisation (a base with its `pretrain` schedule, a
     kept scratch variant with its `train` schedule), evaluate it on the whole evaluation split, and write
     the state_dict to `out` with its record beside it."""
-    run = spec["run"]
+    run = spec.run
     with checked_data(spec, f"{out}.data.json") as spec:
-        seed_everything(run["seed"])
+        seed_everything(run.seed)
         data = spec_dataset(spec, "train")
-        if run["kind"] == "scratch":
-            model = scratch_model(pruned_architecture(run, data), run["seed"])
-            schedule = run["train"]
+        if run.kind == "scratch":
+            model = scratch_model(pruned_architecture(run, data), run.seed)
+            schedule = run.train
         else:
-            model = build_run_model({**run, "checkpoint": None}, data, None)
-            schedule = run["pretrain"]
-        device = resolve_device(spec["device"], "config key 'device'")
-        result, seconds = _train_and_evaluate(model, spec, schedule, run["seed"], device, Path(f"{out}.train_state.pt"),
-                                              checkpoint_minutes, f"pretrain {run['id']}")
+            model = build_run_model(replace(run, checkpoint=None), data, None)
+            schedule = run.pretrain
+        device = resolve_device(spec.device, "config key 'device'")
+        result, seconds = _train_and_evaluate(model, spec, schedule, run.seed, device, Path(f"{out}.train_state.pt"),
+                                              checkpoint_minutes, f"pretrain {run.id}")
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, out)
-    atomic_write_json({**{k: run[k] for k in RECORDED[run["kind"]]}, "top1": result["top1"],
+    atomic_write_json({**_recorded(run), "top1": result["top1"],
                        "top5": result["top5"], "loss": result["loss"], "eval_images": result["images"],
                        "train_seconds": round(seconds, 1), "device": str(device), "sha256": sha256_of(out)},
                       record_path(out))
 
 
-def run_convergence_check(spec: dict, model_file: str | os.PathLike, out: str | os.PathLike, *,
+def run_convergence_check(spec: JobSpec, model_file: str | os.PathLike, out: str | os.PathLike, *,
                           checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> dict[str, Any]:
     """Is the kept base converged? Train it once more with its whole `pretrain` schedule (twice the
     epochs in all; the data order from seed + 1, so the second pass does not repeat the first) and write
     its top-1 before and after, and the gain, to the JSON file `out`. The kept file is not changed.
 
-    A base counts as converged when the gain is below 0.3 pp (README, "The bases").
+    A base counts as converged when the gain is below 0.3 pp (docs/regenerate-the-paper.md, "The bases").
     """
-    run = spec["run"]
-    record = check_pretrained({**run, "checkpoint": str(model_file)})
+    run = replace(spec.run, checkpoint=str(model_file))
+    record = check_pretrained(run)
     with checked_data(spec, f"{out}.data.json") as spec:
-        seed_everything(run["seed"] + 1)
-        model = build_run_model({**run, "checkpoint": str(model_file)}, spec_dataset(spec, "train"), None)
-        device = resolve_device(spec["device"], "config key 'device'")
+        seed_everything(run.seed + 1)
+        model = build_run_model(run, spec_dataset(spec, "train"), None)
+        device = resolve_device(spec.device, "config key 'device'")
         before = evaluate(model, eval_loader(spec, None), device=device)
-        log.info("%s as kept: %s", run["id"], before)
-        after, seconds = _train_and_evaluate(model, spec, run["pretrain"], run["seed"] + 1, device,
+        log.info("%s as kept: %s", run.id, before)
+        after, seconds = _train_and_evaluate(model, spec, run.pretrain, run.seed + 1, device,
                                              Path(f"{out}.train_state.pt"), checkpoint_minutes,
-                                             f"pretrain again {run['id']}")
-    report = {"base": run["base"], "model_file": str(model_file), "sha256": record["sha256"],
-              "pretrain": run["pretrain"], "top1_before": before["top1"], "top1_after": after["top1"],
+                                             f"pretrain again {run.id}")
+    report = {"base": run.base, "model_file": str(model_file), "sha256": record["sha256"],
+              "pretrain": run.pretrain, "top1_before": before["top1"], "top1_after": after["top1"],
               "gain_pp": round(after["top1"] - before["top1"], 2), "train_seconds": round(seconds, 1)}
-    log.info("%s trained once more: %s", run["id"], report)
+    log.info("%s trained once more: %s", run.id, report)
     atomic_write_json(report, out)
     return report
 
 
-def _train_and_evaluate(model: Any, spec: dict, schedule: dict, seed: int, device: Any, state: Path,
+def _train_and_evaluate(model: Any, spec: JobSpec, schedule: Mapping[str, Any], seed: int, device: Any, state: Path,
                         checkpoint_minutes: float, desc: str) -> tuple[dict[str, Any], float]:
     """`model` trained in place with `schedule`, then its result on the whole evaluation split, and the
     training seconds."""
-    run = spec["run"]
-    log.info("%s (%s) for %s on %s", desc, run["model"], schedule, device)
+    log.info("%s (%s) for %s on %s", desc, spec.run.model, schedule, device)
     start = time.perf_counter()
-    train(model, train_loader(spec, seed), schedule, device=device, amp=spec["amp"], seed=seed,
-          optimizer=run["training"]["optimizer"], checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
+    train(model, train_loader(spec, seed), schedule, device=device, amp=spec.amp, seed=seed,
+          optimizer=spec.run.training.optimizer, checkpoint_path=state, checkpoint_minutes=checkpoint_minutes,
           log=lambda step, m: log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in m.items())),
           desc=desc)
     seconds = time.perf_counter() - start
@@ -120,18 +121,27 @@ def _train_and_evaluate(model: Any, spec: dict, schedule: dict, seed: int, devic
     return result, seconds
 
 
-def check_pretrained(run: dict[str, Any]) -> dict[str, Any]:
+def _recorded(run: RunSpec) -> dict[str, Any]:
+    """The settings of `run` that shape a kept model's weights (`RECORDED`), as the config gives them."""
+    settings = run.to_dict()
+    return {key: settings.get(key) for key in RECORDED[run.kind]}
+
+
+def check_pretrained(run: RunSpec) -> dict[str, Any]:
     """The kept file of `run` (a base with `pretrain`, a `kept` scratch variant) is the one the config
-    describes: its record matches and its checksum holds. Returns the record."""
-    path, record_file = Path(run["checkpoint"]), record_path(run["checkpoint"])
-    where, rule = _ORIGIN[run["kind"]]
-    where = where.format(**run)
+    describes: its record matches and its checksum holds. Returns the record.
+
+    >>> # check_pretrained(replace(spec.run, checkpoint="models/smoke/vgg.pt"))["sha256"] -> '3f0c...'
+    """
+    path, record_file = Path(run.checkpoint), record_path(run.checkpoint)
+    where, rule = _ORIGIN[run.kind]
+    where = where.format(base=run.base, experiment=run.experiment, id=run.id)
     hint = f"retrain it with `snakemake --forcerun {rule}` (or restore the committed file)"
     if not record_file.exists():
         raise ValueError(f"{path}: no record {record_file} beside it; {hint}")
     record = json.loads(record_file.read_text())
-    recorded = RECORDED[run["kind"]]
-    expected = json.loads(json.dumps({k: run[k] for k in recorded}))
+    recorded = RECORDED[run.kind]
+    expected = json.loads(json.dumps(_recorded(run)))
     for key in recorded:
         if record.get(key) != expected[key]:
             raise ValueError(f"{path} was trained with {key}={record.get(key)!r}, but config key "

@@ -71,3 +71,22 @@ def refusals(base: Mapping[str, Any], strategy: str, keep_ratios: list[float], c
                 if reason is not None:
                     found[name] = Refusal(experiment, variant, name, pair.producer, reason)
     return [found[name] for name in criteria if name in found]
+
+
+def grouping_refusal(base: Mapping[str, Any], strategy: str, keep_ratio: float, groups: int) -> str | None:
+    """Why no conv of the architecture a chain leaves (`strategy` at `keep_ratio` on `base`'s model, first
+    channels kept: data-free) can be grouped into `groups` groups, or None when some can."""
+    import copy
+
+    from thinet.grouping import plan_grouping
+    from thinet.strategies import get_strategy, prune_with_first_channels
+    from thinet.types import PruningError
+
+    model, example, _ = _planned(base["model"], json.dumps(base.get("model_args") or {}, sort_keys=True),
+                                 strategy, float(keep_ratio))
+    pruned = prune_with_first_channels(copy.deepcopy(model), get_strategy(strategy)(model, keep_ratio, example), example)
+    try:
+        plan_grouping(pruned, groups, example)
+    except PruningError as err:
+        return str(err)
+    return None

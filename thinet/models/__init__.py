@@ -2,19 +2,19 @@
 
 Names: the registered `vgg16`, `vgg16_gap`, `resnet50_v1`, `vgg16_small`, `resnet_small`,
 and any `torchvision:<name>` / `timm:<name>`. Every model carries `thinet_input_size`
-(C, H, W), read by `input_size_of`.
+(C, H, W), read by `input_size_of`. The families (`vgg.py`, `small.py`, `resnet_v1.py`, listed in
+`_registry.FAMILIES`) are imported on the first lookup of a name, so importing this package does
+not import torchvision.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from thinet.models import resnet_v1, small, vgg  # noqa: F401  (registers the families)
-from thinet.models._caffe_resnet import CAFFE_MODELS, convert_caffemodel
-from thinet.models._caffemodel import read_caffemodel
 from thinet.models._checkpoint import load_state_dict_into, read_checkpoint
 from thinet.models._layers import find_layer, in_channels_of, layer_biases, out_channels_of
 from thinet.models._registry import (
@@ -25,13 +25,26 @@ from thinet.models._registry import (
     register_model,
 )
 from thinet.models._sources import TORCHVISION_INPUT, prefixed_model, replace_last_linear
-from thinet.models.vgg import VGGGap, init_weights, vgg_conv_names
+
+# Imported on first use (`__getattr__`): the families import torchvision's model classes (seconds), the
+# Caffe reader protobuf. The registry imports the families on the first lookup of a name.
+_LAZY = {
+    "VGGGap": "thinet.models.vgg", "init_weights": "thinet.models.vgg", "vgg_conv_names": "thinet.models.vgg",
+    "CAFFE_MODELS": "thinet.models._caffe_resnet", "convert_caffemodel": "thinet.models._caffe_resnet",
+    "read_caffemodel": "thinet.models._caffemodel",
+}
 
 __all__ = [
     "CAFFE_MODELS", "PREFIXES", "VGGGap", "available_models", "convert_caffemodel", "create_model", "example_inputs",
     "find_layer", "get_constructor", "in_channels_of", "init_weights", "input_size_of", "layer_biases",
     "out_channels_of", "read_caffemodel", "read_checkpoint", "register_model", "replace_last_linear", "vgg_conv_names",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'thinet.models' has no attribute {name!r}")
 
 
 def create_model(

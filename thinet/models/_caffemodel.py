@@ -19,45 +19,53 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 
-_F = descriptor_pb2.FieldDescriptorProto
-# (message, [(field, number, type, label, message type or None, packed)])
-_SCHEMA = {
-    "BlobShape": [("dim", 1, _F.TYPE_INT64, _F.LABEL_REPEATED, None, True)],
-    "BlobProto": [
-        ("num", 1, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
-        ("channels", 2, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
-        ("height", 3, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
-        ("width", 4, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
-        ("data", 5, _F.TYPE_FLOAT, _F.LABEL_REPEATED, None, True),
-        ("shape", 7, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "BlobShape", False),
-        ("double_data", 8, _F.TYPE_DOUBLE, _F.LABEL_REPEATED, None, True),
-    ],
-    "LayerParameter": [
-        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
-        ("type", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
-        ("blobs", 7, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "BlobProto", False),
-    ],
-    "V1LayerParameter": [
-        ("name", 4, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
-        ("blobs", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "BlobProto", False),
-    ],
-    "NetParameter": [
-        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
-        ("layers", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "V1LayerParameter", False),
-        ("layer", 100, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "LayerParameter", False),
-    ],
-}
+# protobuf is imported where the message class is built (`_net_parameter_class`), not with the package.
+
+
+def _schema() -> dict[str, list[tuple[Any, ...]]]:
+    """(message, [(field, number, type, label, message type or None, packed)])."""
+    from google.protobuf import descriptor_pb2
+
+    _F = descriptor_pb2.FieldDescriptorProto
+    return {
+        "BlobShape": [("dim", 1, _F.TYPE_INT64, _F.LABEL_REPEATED, None, True)],
+        "BlobProto": [
+            ("num", 1, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
+            ("channels", 2, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
+            ("height", 3, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
+            ("width", 4, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None, False),
+            ("data", 5, _F.TYPE_FLOAT, _F.LABEL_REPEATED, None, True),
+            ("shape", 7, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "BlobShape", False),
+            ("double_data", 8, _F.TYPE_DOUBLE, _F.LABEL_REPEATED, None, True),
+        ],
+        "LayerParameter": [
+            ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
+            ("type", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
+            ("blobs", 7, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "BlobProto", False),
+        ],
+        "V1LayerParameter": [
+            ("name", 4, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
+            ("blobs", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "BlobProto", False),
+        ],
+        "NetParameter": [
+            ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None, False),
+            ("layers", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "V1LayerParameter", False),
+            ("layer", 100, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "LayerParameter", False),
+        ],
+    }
+
+
 # Our own package name: a real caffe_pb2 imported in the same process cannot collide with it.
 _PACKAGE = "thinet_caffe"
 
 
 @cache
 def _net_parameter_class() -> Any:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
     file = descriptor_pb2.FileDescriptorProto(name="thinet_caffe_weights.proto", package=_PACKAGE, syntax="proto2")
-    for message, fields in _SCHEMA.items():
+    for message, fields in _schema().items():
         proto = file.message_type.add(name=message)
         for name, number, kind, label, type_name, packed in fields:
             field = proto.field.add(name=name, number=number, type=kind, label=label)
@@ -90,6 +98,8 @@ def read_caffemodel(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     >>> [b.shape for b in blobs["conv1"]]  # doctest: +SKIP
     [(64, 3, 7, 7), (64,)]
     """
+    from google.protobuf.message import DecodeError
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"caffemodel not found: {path}")

@@ -1,6 +1,7 @@
 """Name -> constructor table behind `create_model` (timm-style `register_model`)."""
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Callable
 
@@ -12,6 +13,21 @@ _MODELS: dict[str, ModelFn] = {}
 
 # Prefixes handled by thinet.models.sources rather than by the table.
 PREFIXES = ("torchvision:", "timm:")
+
+# The families of this folder. They build on torchvision's model classes, whose import costs seconds
+# (torchvision.ops loads torch._dynamo), so they are imported on the first lookup of a name, not with
+# the package: a command that only lists criteria or prints its help never pays for them.
+FAMILIES = ("thinet.models.vgg", "thinet.models.small", "thinet.models.resnet_v1")
+_families_loaded = False
+
+
+def load_families() -> None:
+    """Import the families of `FAMILIES` (registering their models), once."""
+    global _families_loaded
+    if not _families_loaded:
+        for module in FAMILIES:
+            importlib.import_module(module)
+        _families_loaded = True
 
 
 def register_model(name: str) -> Callable[[ModelFn], ModelFn]:
@@ -34,10 +50,12 @@ def register_model(name: str) -> Callable[[ModelFn], ModelFn]:
 
 def available_models() -> list[str]:
     """Registered model names, sorted (`torchvision:<name>` and `timm:<name>` work too)."""
+    load_families()
     return sorted(_MODELS)
 
 
 def get_constructor(name: str) -> ModelFn:
+    load_families()
     if name not in _MODELS:
         raise ValueError(
             f"unknown model {name!r}; available: {', '.join(available_models())}, "

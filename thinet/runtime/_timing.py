@@ -18,13 +18,17 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 from thinet.runtime._training import resolve_amp
+
+if TYPE_CHECKING:
+    from torch.utils import benchmark
+# torch.utils.benchmark is imported where a model is timed: it imports torch.utils.cpp_extension, which
+# looks for a CUDA toolkit (and warns "No CUDA runtime is found" on a machine without one).
 
 PASSES = ("forward", "backward")
 
@@ -63,6 +67,8 @@ class _Probe:
         """Forward: inference (eval mode, no autograd). Backward: the gradient pass alone of the sum of the
         outputs in train mode, over one graph built (untimed) for this measurement and retained across
         its runs, then dropped, so only one model's activations are held at a time."""
+        from torch.utils import benchmark
+
         if pass_ == "forward":
             stmt, scope = "forward()", {"forward": self.forward}
         else:
@@ -124,6 +130,8 @@ def time_models(models: Mapping[str, nn.Module], input_size: Sequence[int], *, b
 
 
 def _summary(by_pass: Mapping[str, list[benchmark.Measurement]], threads: int) -> dict[str, Any]:
+    from torch.utils import benchmark
+
     result: dict[str, Any] = {}
     for pass_, rounds in by_pass.items():
         (merged,) = benchmark.Measurement.merge(rounds)

@@ -2,7 +2,7 @@
 
 Eq. 6 needs m ≥ C samples, but ŵ (Eq. 7) fits C·r scales to them: with m close to C it follows
 the samples' noise, and on the consumer's full output map the rescaled cut is then *worse* than no
-rescaling. `thinet bench refit` measures it unit by unit (README, "How many samples"): on networks
+rescaling. `thinet bench refit` measures it unit by unit (docs/prune-your-own-model.md, "How many samples"): on networks
 built without weights, at m = 1, 2, 4, 8 × C ŵ beat no rescaling in about half the units or fewer
 (often none), at 8 × C in most, at 16 × C in nearly all. So `--strategy auto` draws at least
 16 × C samples for its widest unit (`thinet prune`, `thinet bench models`; `--samples-per-channel`

@@ -3,7 +3,9 @@ import json
 import re
 import sys
 
-from thinet.experiment import build_plan, check_config, models_dir, reusable_runs
+from thinet.experiment import (
+    CompareLayerSpec, JobSpec, SpecError, build_plan, check_config, models_dir, reusable_runs,
+)
 
 try:
     check_config(config)
@@ -135,7 +137,9 @@ def write_specs():
 
     Done while the workflow is parsed (a rule per spec would cost a Snakemake process each): an
     unchanged spec keeps its mtime, a changed one is newer than the run's outputs, so Snakemake
-    reruns exactly the runs whose settings changed (and what depends on them).
+    reruns exactly the runs whose settings changed (and what depends on them). Each spec is read back
+    as the jobs read it (`JobSpec`, `CompareLayerSpec`) first, so a spec no job could read stops the
+    workflow here, naming the key.
     """
     from thinet.runtime import atomic_write_json
 
@@ -144,6 +148,10 @@ def write_specs():
         specs[COMPARE_LAYER_SPEC] = compare_layer_spec()
     for path, spec in specs.items():
         spec = json.loads(json.dumps(spec))
+        try:
+            (CompareLayerSpec if path == COMPARE_LAYER_SPEC else JobSpec).from_dict(spec, where=path)
+        except SpecError as err:
+            raise WorkflowError(f"invalid job spec: {err}") from None
         try:
             same = json.loads(open(path).read()) == spec
         except (OSError, ValueError):

@@ -6,8 +6,8 @@ training split, evaluation transform) and save their indices.
 """
 import json
 
-from thinet.experiment import job_args, run_selection_job
+from thinet.experiment import SelectionJobSpec, job_args, run_selection_job
 
 if __name__ == "__main__":
     args = job_args(__doc__, "--spec-json", "--out")
-    run_selection_job(json.loads(args.spec_json), args.out)
+    run_selection_job(SelectionJobSpec.from_dict(json.loads(args.spec_json), where="--spec-json"), args.out)

@@ -5,8 +5,8 @@ entry (CI configs) gets a tiny generated tree at its root first.
 """
 import json
 
-from thinet.experiment import job_args, run_prepare_data_job
+from thinet.experiment import DatasetSpec, job_args, run_prepare_data_job
 
 if __name__ == "__main__":
     args = job_args(__doc__, "--dataset-json", "--out")
-    run_prepare_data_job(json.loads(args.dataset_json), args.out)
+    run_prepare_data_job(DatasetSpec.from_dict(json.loads(args.dataset_json), where="--dataset-json"), args.out)

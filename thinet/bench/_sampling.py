@@ -9,9 +9,8 @@ Target (from the project brief): sampling ≤ 1.3× the full forward pass over t
 from __future__ import annotations
 
 import torch
-import torchvision
 
-from thinet.experiment._bench_selection import median_time
+from thinet.bench._selection import median_time
 from thinet.sampling import collect_samples, iter_batches
 from thinet.types import LayerPair
 
@@ -23,6 +22,8 @@ def run_sampling_bench(*, images: int = 16, batch_size: int = 8, image_size: int
                        pair: LayerPair = DEFAULT_PAIR, repeats: int = 3, seed: int = 0,
                        device: str | torch.device = "cpu") -> dict:
     """Median seconds of collect_samples(pair) and of a full forward pass over the same random images."""
+    import torchvision
+
     dev = torch.device(device)
     torch.manual_seed(seed)
     model = torchvision.models.vgg16(weights=None).to(dev).eval()

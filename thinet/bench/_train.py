@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thinet.experiment._bench_selection import timed
+from thinet.bench._selection import timed
 from thinet.models import create_model, input_size_of
 from thinet.runtime import MOMENTUM, WEIGHT_DECAY, Schedule, train
 
