@@ -1,6 +1,6 @@
 """What a workflow run logged to MLflow, checked through the MLflow client against the run's own outputs.
 
-    MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python .ci/mlflow_server_check_runs.py results/smoke_mlflow
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python .ci/mlflow_server_check_runs.py results/smoke_restart
 
 Expected (read from the results folder, no number typed here):
   * the experiment holds exactly the runs the `run.json` sidecars name (one per trained model and chain)

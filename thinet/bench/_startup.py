@@ -12,6 +12,9 @@ The commands:
 - `import torch` and one `torch.optim.SGD`: the floor of every job that trains. Building an optimizer
   imports `torch._dynamo` (`Optimizer.add_param_group` is wrapped by `torch._disable_dynamo`), the
   same seconds `import torchvision` spends in `torchvision.ops`;
+- `import torch` and `import torch_pruning`: the floor of a chain job, which cuts (Torch-Pruning's
+  dependency graph) before it trains. `torch_pruning` imports timm (its op counter), timm imports
+  torchvision, torchvision imports `torch._dynamo`: the optimizer's import is already paid there;
 - `thinet criteria` and `thinet --help`, the console script;
 - the pruning chain job, `workflow/scripts/prune_chain.py` with the smoke config's
   `vgg_criteria-thinet-r0.5-s0` on a Fashion-MNIST fixture of 4 images per class (an untrained base, the
@@ -56,6 +59,7 @@ sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 _SGD = "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)"
+_TORCH_PRUNING = "import torch, torch_pruning"
 
 
 @dataclass
@@ -85,6 +89,7 @@ def _commands(job: Callable[[bool, int], list[str]] | None) -> list[_Command]:
     commands = [
         _Command('python -c "import torch"', lambda _: [sys.executable, "-c", "import torch"]),
         _Command("import torch + one SGD optimizer (a training job's floor)", lambda _: [sys.executable, "-c", _SGD]),
+        _Command("import torch + torch_pruning (a chain job's floor)", lambda _: [sys.executable, "-c", _TORCH_PRUNING]),
         _Command("thinet criteria", lambda _: [*thinet, "criteria"], COMMAND_TARGET),
         _Command("thinet --help", lambda _: [*thinet, "--help"], COMMAND_TARGET),
     ]

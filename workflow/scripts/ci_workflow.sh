@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Workflow checks for CI (called by .ci/run with the venv on PATH), from the repository root:
-#  1. the smoke config end to end (every rule, every criterion, tiny budgets), timed;
+#  1. the smoke config end to end (every rule, every criterion in compare_layer, tiny budgets), timed;
 #  2. a second run with nothing changed does nothing ("Nothing to be done");
 #  2b. tests/fault_injection.py: the smoke's ResNet base trained longer (config/ci/smoke_preempt.yaml,
 #      num_workers: 2) killed (SIGKILL/SIGTERM to its process group) mid-training at 3 moments, rerun,
