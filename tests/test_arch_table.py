@@ -130,3 +130,26 @@ def test_an_arch_table_written_before_the_size_column_still_reads():
     arch = read_arch_table(io.StringIO(old))
     assert list(arch.columns) == list(ARCH_TABLE_COLUMNS) and round(float(arch.loc[0, "size_MB"]), 2) == 5.05
     assert build_table("arch_table", {"arch": arch}, ReportContext("x")).display.loc[0, "Size (MB)"] == "5.05"
+
+
+def test_a_batch_batchnorm_cannot_train_on_is_refused_before_any_network_is_built(monkeypatch):
+    # ResNet-50 at 32x32 ends in 1x1 maps: with one image its last BatchNorm sees one value per channel and
+    # its backward pass fails after every network was built and timed forward (found in CI's override).
+    import thinet.experiment._arch_timing as timing
+
+    monkeypatch.setattr(timing, "time_models", lambda *a, **k: pytest.fail("timed before the check"))
+    rows = arch_table(["ThiNet-30"])
+    with pytest.raises(ValueError, match=r"batch_size 1 at image_size 32 .*BatchNorm"):
+        timing.add_timing(rows, {"ThiNet-30": "ResNet-50"}, lambda *a: pytest.fail("built before the check"),
+                          TimingPlan(batch_size=1, image_size=32))
+    assert timing.timing_shape_problem(2, 32, ("ThiNet-30",)) is None
+    assert timing.timing_shape_problem(1, 64, ("ThiNet-30",)) is None  # 2x2 maps
+    assert timing.timing_shape_problem(1, 32, ("VGG-16", "ThiNet-Tiny")) is None  # no BatchNorm
+
+
+def test_the_config_key_arch_timing_names_the_batch_it_cannot_train_on(smoke_raw, load_raw):
+    from thinet.experiment import ConfigError
+
+    smoke_raw["arch_timing"] = {"rows": ["ThiNet-30"], "batch_size": 1, "image_size": 32}
+    with pytest.raises(ConfigError, match=r"config key 'arch_timing': batch_size 1 at image_size 32"):
+        load_raw(smoke_raw)

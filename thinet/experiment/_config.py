@@ -245,6 +245,15 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
         if check_paths and not Path(path).is_file():
             raise ConfigError(f"config key 'reuse.{key}': file {path!r} does not exist (a copy of the earlier run's "
                               f"{'metrics.csv' if key == 'metrics' else 'runs.csv'})")
+    timing = config.get("arch_timing")
+    if timing:
+        from thinet.experiment._arch_timing import timing_shape_problem
+
+        rows = timing.get("rows")
+        problem = timing_shape_problem(timing.get("batch_size"), timing.get("image_size", 224),
+                                       tuple(rows) if rows else None)
+        if problem:
+            raise ConfigError(f"config key 'arch_timing': {problem}")
     cmp = config.get("compare_layer")
     if cmp:
         if ("base" in cmp) == ("run" in cmp):
