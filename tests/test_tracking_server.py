@@ -1,8 +1,7 @@
 """Logging to a tracking server (http): what differs from the default sqlite store.
 
-The server itself runs in CI (.ci/check_mlflow_server: PostgreSQL, basic auth, 16 writers; .ci/check_mlflow_outage: the smoke
-workflow through it);
-these are the fast checks of the client side.
+The server itself runs in CI (.ci/check_mlflow_server: PostgreSQL, basic auth, 16 writers;
+.ci/check_mlflow_outage: the smoke workflow through it); these are the fast checks of the client side.
 """
 from __future__ import annotations
 
