@@ -31,22 +31,18 @@ PAPER_MS: dict[str, tuple[float, float]] = {
 # Batch size of the timings when none is given: the paper's on CUDA, one that keeps the eight
 # architectures to a few minutes on a 2-core CPU otherwise.
 DEFAULT_BATCH = {"cuda": 32, "cpu": 8}
-# The rows with BatchNorm: timed in train mode (the backward pass), their last stage is image_size / 32 wide.
-BATCHNORM_ROWS = ("ResNet-50", "ThiNet-70", "ThiNet-50", "ThiNet-30")
+def timing_shape_problem(batch_size: int | None, image_size: int) -> str | None:
+    """Why ResNet-50's BatchNorm cannot train at this batch and image size (one value per channel), else None.
 
+    Its last stage is image_size / 32 wide and the backward pass is timed in train mode.
 
-def timing_shape_problem(batch_size: int | None, image_size: int, rows: tuple[str, ...] | None) -> str | None:
-    """Why BatchNorm cannot train at this batch and image size (one value per channel), else None.
-
-    >>> timing_shape_problem(1, 32, None)[:40]
+    >>> timing_shape_problem(1, 32)[:40]
     'batch_size 1 at image_size 32 leaves Res'
-    >>> timing_shape_problem(2, 32, None) is None, timing_shape_problem(1, 32, ("VGG-16",)) is None
+    >>> timing_shape_problem(2, 32) is None, timing_shape_problem(None, 32) is None
     (True, True)
     """
-    if batch_size is None or (rows is not None and not set(rows) & set(BATCHNORM_ROWS)):
-        return None
     side = math.ceil(image_size / 32)
-    if batch_size * side * side > 1:
+    if batch_size is None or batch_size * side * side > 1:
         return None
     return (f"batch_size {batch_size} at image_size {image_size} leaves ResNet-50's last BatchNorm one value per "
             f"channel ({side}x{side} maps, one image), which cannot train for the backward pass: use batch_size >= 2, "
@@ -90,10 +86,10 @@ def add_timing(rows: list[dict], originals: dict[str, str], build: Callable[[str
     """`rows` with the timing columns (ARCH_TIMING_COLUMNS) added; `originals` maps each row's model
     to its original's (timed too when not a row), `build(name, device)` builds one architecture."""
     asked = [r["model"] for r in rows if plan.rows is None or r["model"] in plan.rows]
-    problem = timing_shape_problem(plan.batch_size, plan.image_size, tuple(asked))
+    names = list(dict.fromkeys(asked + [originals[name] for name in asked]))  # originals timed too
+    problem = "ResNet-50" in names and timing_shape_problem(plan.batch_size, plan.image_size)
     if problem:  # before any network is built
         raise ValueError(f"timing: {problem}")
-    names = list(dict.fromkeys(asked + [originals[name] for name in asked]))  # originals timed too
     timed_rows = [r for r in rows if r["model"] in names]
     device = resolve_device(plan.device, "timing device")
     torch.manual_seed(0)

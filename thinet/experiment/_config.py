@@ -247,11 +247,11 @@ def check_config(config: Mapping[str, Any], *, check_paths: bool = True) -> None
                               f"{'metrics.csv' if key == 'metrics' else 'runs.csv'})")
     timing = config.get("arch_timing")
     if timing:
+        from thinet.experiment._arch_table import RESNET_ROWS
         from thinet.experiment._arch_timing import timing_shape_problem
 
-        rows = timing.get("rows")
-        problem = timing_shape_problem(timing.get("batch_size"), timing.get("image_size", 224),
-                                       tuple(rows) if rows else None)
+        resnet = not timing.get("rows") or bool(set(timing["rows"]) & set(RESNET_ROWS))
+        problem = resnet and timing_shape_problem(timing.get("batch_size"), timing.get("image_size", 224))
         if problem:
             raise ConfigError(f"config key 'arch_timing': {problem}")
     cmp = config.get("compare_layer")
